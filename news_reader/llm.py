@@ -1,0 +1,234 @@
+"""Structured chat completions against any OpenAI-compatible endpoint or Azure OpenAI.
+
+Retries (exponential backoff with jitter, honouring Retry-After), a cap on concurrent calls, one repair round
+for invalid output, and token accounting per step.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from functools import lru_cache
+from typing import TypeVar
+
+import httpx
+import openai
+from opentelemetry import trace
+from pydantic import BaseModel, ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from news_reader.errors import (
+    InvalidModelOutput,
+    LLMRateLimited,
+    LLMRequestFailed,
+    LLMTimeout,
+    LLMUnavailable,
+    NewsReaderError,
+)
+from news_reader.prompting import system_prompt
+from news_reader.schemas import StepUsage
+from news_reader.settings import LLMSettings
+
+T = TypeVar("T", bound=BaseModel)
+_tracer = trace.get_tracer("news_reader")
+_RETRYABLE_STATUS = {408, 409, 429}
+
+
+class LLMClient:
+    """One client per configuration; its semaphore caps concurrent calls across all steps in the process."""
+
+    def __init__(self, settings: LLMSettings):
+        self.settings = settings
+        self.structured_output = settings.resolved_structured_output()
+        self._openai = _openai_client(settings)
+        self._slots = threading.BoundedSemaphore(settings.max_concurrency)
+        self._backoff = wait_random_exponential(multiplier=0.5, max=settings.max_retry_wait_s)
+
+    def extract(self, step: str, prompt: str, output_type: type[T], context: dict | None = None) -> tuple[T, StepUsage]:
+        """Ask for `output_type`; on invalid output, show the model its error once, then raise InvalidModelOutput."""
+        usage = StepUsage(step=step)
+        started = time.perf_counter()
+        messages = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": prompt}]
+        with _tracer.start_as_current_span(f"news_reader.{step}") as span:
+            span.set_attribute("gen_ai.request.model", self.settings.model)
+            try:
+                text = self._complete(messages, output_type, usage)
+                try:
+                    value = _parse(text, output_type, context)
+                except ValueError as error:
+                    messages += [
+                        {"role": "assistant", "content": text},
+                        {"role": "user", "content": _repair_request(error)},
+                    ]
+                    text = self._complete(messages, output_type, usage)
+                    try:
+                        value = _parse(text, output_type, context)
+                    except ValueError as second:
+                        raise InvalidModelOutput(f"{step}: model output is invalid: {_summary(second)}", text) from None
+            except NewsReaderError as error:
+                error.usage = usage  # a failed step still spent tokens
+                raise
+            finally:
+                usage.latency_ms = round((time.perf_counter() - started) * 1000)
+                span.set_attributes(_span_usage(usage))
+        return value, usage
+
+    def _complete(self, messages: list[dict], output_type: type[BaseModel], usage: StepUsage) -> str:
+        retrying = Retrying(
+            retry=retry_if_exception(_is_retryable),
+            wait=self._wait,
+            stop=stop_after_attempt(self.settings.max_retries + 1) | self._retry_after_too_long,
+            reraise=True,
+        )
+        try:
+            response = retrying(self._call, messages, output_type)
+        except openai.APITimeoutError as err:
+            raise LLMTimeout(f"the LLM did not answer within {self.settings.timeout_s:g} s") from err
+        except openai.APIConnectionError as err:
+            raise LLMUnavailable(f"cannot reach the LLM at {self._openai.base_url}: {err.__cause__ or err}") from err
+        except openai.RateLimitError as err:
+            raise LLMRateLimited(f"the LLM is rate limited: {_error_message(err)}") from err
+        except openai.APIStatusError as err:
+            raise LLMRequestFailed(f"the LLM answered HTTP {err.status_code}: {_error_message(err)}") from err
+        usage.calls += 1
+        if response.usage is not None:
+            usage.prompt_tokens += response.usage.prompt_tokens
+            usage.completion_tokens += response.usage.completion_tokens
+            details = response.usage.prompt_tokens_details
+            if details is not None and details.cached_tokens is not None:
+                usage.cached_tokens = (usage.cached_tokens or 0) + details.cached_tokens
+        if not response.choices or response.choices[0].message.content is None:
+            raise InvalidModelOutput("the LLM returned no content", "")
+        return response.choices[0].message.content
+
+    def _call(self, messages: list[dict], output_type: type[BaseModel]):
+        with self._slots:
+            return self._openai.chat.completions.create(
+                model=self.settings.model,
+                messages=messages,
+                response_format=response_format(output_type, self.structured_output),
+                temperature=self.settings.temperature,
+                max_tokens=self.settings.max_tokens,
+            )
+
+    def _wait(self, state: RetryCallState) -> float:
+        delay = retry_after_seconds(state.outcome.exception()) if state.outcome else None
+        return delay if delay is not None else self._backoff(state)
+
+    def _retry_after_too_long(self, state: RetryCallState) -> bool:
+        """Give up at once when the server asks us to wait longer than we are willing to."""
+        delay = retry_after_seconds(state.outcome.exception()) if state.outcome else None
+        return delay is not None and delay > self.settings.max_retry_wait_s
+
+
+@lru_cache(maxsize=16)
+def get_client(settings: LLMSettings) -> LLMClient:
+    """Share one client (and its concurrency cap) between all steps that use the same settings."""
+    return LLMClient(settings)
+
+
+def response_format(output_type: type[BaseModel], mode: str) -> dict:
+    """The `response_format` a server understands, with the JSON Schema derived from the pydantic model."""
+    schema = output_type.model_json_schema()
+    if mode == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": output_type.__name__, "schema": schema, "strict": True}}
+    if mode == "json_object_schema":  # llama.cpp: grammar-constrained to the schema
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_object"}
+
+
+def retry_after_seconds(error: BaseException | None) -> float | None:
+    """Seconds the server asked us to wait (`retry-after-ms`, `retry-after` as seconds or HTTP date), if any."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, httpx.Response):
+        return None
+    headers = response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        if "retry-after" in headers:
+            value = headers["retry-after"]
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def _is_retryable(error: BaseException) -> bool:
+    if isinstance(error, openai.APIConnectionError):  # includes timeouts
+        return True
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code in _RETRYABLE_STATUS or error.status_code >= 500
+    return False
+
+
+def _parse(text: str, output_type: type[T], context: dict | None) -> T:
+    """Validate JSON text (tolerating a Markdown fence around it) against the model."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.split("\n", 1)[-1].rsplit("```", 1)[0]
+    try:
+        return output_type.model_validate_json(body, context=context)
+    except ValidationError as err:
+        raise ValueError(_summary(err)) from err
+
+
+def _summary(error: Exception) -> str:
+    if isinstance(error.__cause__, ValidationError):
+        error = error.__cause__
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+    return str(error)
+
+
+def _repair_request(error: Exception) -> str:
+    return f"Your answer was not valid: {_summary(error)}. Answer again with corrected JSON only."
+
+
+def _error_message(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        detail = body.get("error", body)
+        if isinstance(detail, dict) and detail.get("message"):
+            return str(detail["message"])
+        return str(detail)
+    return error.message
+
+
+def _span_usage(usage: StepUsage) -> dict:
+    return {
+        "gen_ai.usage.input_tokens": usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": usage.completion_tokens,
+        "news_reader.llm_calls": usage.calls,
+        "news_reader.latency_ms": usage.latency_ms,
+    }
+
+
+def _openai_client(settings: LLMSettings) -> openai.OpenAI:
+    common = {"timeout": httpx.Timeout(settings.timeout_s, connect=10.0), "max_retries": 0}
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    if settings.provider == "azure":
+        if not settings.base_url:
+            raise NewsReaderError("NEWS_READER_LLM_BASE_URL must be the Azure OpenAI endpoint")
+        token_provider = None
+        if settings.azure_ad_auth:
+            from azure.identity import DefaultAzureCredential, get_bearer_token_provider
+
+            token_provider = get_bearer_token_provider(
+                DefaultAzureCredential(), "https://cognitiveservices.azure.com/.default"
+            )
+        return openai.AzureOpenAI(
+            azure_endpoint=settings.base_url,
+            api_version=settings.api_version,
+            api_key=None if token_provider else key,
+            azure_ad_token_provider=token_provider,
+            **common,
+        )
+    # Local servers take any key; the SDK insists on one.
+    return openai.OpenAI(base_url=settings.resolved_base_url(), api_key=key or "not-needed", **common)

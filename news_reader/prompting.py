@@ -1,0 +1,74 @@
+"""Prompt templates (Jinja2, shared with the flows' prompt nodes) and the output format derived from the schemas."""
+
+from __future__ import annotations
+
+import types
+import typing
+from functools import cache
+from pathlib import Path
+
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel
+
+PROMPTS_DIR = Path(__file__).parent / "prompts"
+DEFAULT_VARIANT = "variant_0"
+
+# The same options as Prompt flow's prompt nodes, so both paths render the same text.
+_env = SandboxedEnvironment(
+    loader=FileSystemLoader(PROMPTS_DIR), trim_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined
+)
+
+
+def template_file(step: str, variant: str = DEFAULT_VARIANT) -> str:
+    """`general_info` + `variant_1` -> `general_info__variant_1.jinja2` (variant_0 is the plain name)."""
+    name = f"{step}.jinja2" if variant == DEFAULT_VARIANT else f"{step}__{variant}.jinja2"
+    if not (PROMPTS_DIR / name).is_file():
+        raise ValueError(f"no prompt variant {variant!r} for step {step!r} (looked for prompts/{name})")
+    return name
+
+
+def variants(step: str) -> list[str]:
+    """The variants a step has, variant_0 first."""
+    found = sorted(p.name.removesuffix(".jinja2").split("__")[1] for p in PROMPTS_DIR.glob(f"{step}__*.jinja2"))
+    return [DEFAULT_VARIANT, *found]
+
+
+def render(step: str, variant: str = DEFAULT_VARIANT, **variables: object) -> str:
+    return _env.get_template(template_file(step, variant)).render(**variables)
+
+
+@cache
+def system_prompt() -> str:
+    """Shared by every step, so the prompt prefix (system prompt + article) is the same for all of them."""
+    return _env.get_template("system.jinja2").render().strip()
+
+
+def output_format(model: type[BaseModel]) -> str:
+    """The answer format the prompt asks for, written from the pydantic model's fields and descriptions."""
+    return "Answer with one JSON object with exactly these keys:\n" + "\n".join(_describe(model, indent=""))
+
+
+def _describe(model: type[BaseModel], indent: str) -> list[str]:
+    lines = []
+    for name, field in model.model_fields.items():
+        kind, nested = _kind(field.annotation)
+        description = f": {field.description}" if field.description else ""
+        lines.append(f'{indent}- "{name}" ({kind}){description}')
+        if nested is not None:
+            lines.extend(_describe(nested, indent + "  "))
+    return lines
+
+
+def _kind(annotation: object) -> tuple[str, type[BaseModel] | None]:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(f'"{a}"' for a in args), None
+    if origin is list:
+        item = args[0]
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return "list of objects, each with these keys", item
+        return f"list of {_kind(item)[0]}s", None
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_kind(a)[0] for a in args), None
+    return {str: "string", bool: "true or false", int: "integer", float: "number"}[annotation], None

@@ -1,0 +1,126 @@
+"""The domain schema. These models are what the model is asked for and what the code validates."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from news_reader.grounding import ground_quote
+
+StockPriceChange = Literal["increase", "decrease", "none"]
+QUOTE_MIN_WORDS, QUOTE_MAX_WORDS = 8, 25
+
+
+class _Schema(BaseModel):
+    """Extra keys are errors, and every field is required: the shape OpenAI's strict structured outputs need."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_blank_strings(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = " ".join(value.split())
+            if not value:
+                raise ValueError("must not be empty")
+        return value
+
+
+class GeneralInfo(_Schema):
+    title: str = Field(
+        description="The article's headline copied exactly when the text starts with one; otherwise a short headline."
+    )
+    summary: str = Field(description="One sentence that summarises the whole article.")
+
+
+class BusinessCategory(_Schema):
+    is_about_business: bool = Field(
+        description="true if the article is mainly about companies, markets, trade or the economy; "
+        "false if it is mainly about something else, even when it mentions a company in passing."
+    )
+
+
+class BusinessesInvolved(_Schema):
+    businesses: list[str] = Field(
+        description="Names of the companies the news is substantively about, as written in the article. "
+        "Not people, governments, regulators, countries or companies mentioned only in passing. Empty if none."
+    )
+
+    @field_validator("businesses", mode="after")
+    @classmethod
+    def _unique(cls, names: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        for name in (" ".join(n.split()) for n in names):
+            if name and name.casefold() not in seen:
+                seen[name.casefold()] = name
+        return list(seen.values())
+
+
+class BusinessSpecificInfo(_Schema):
+    business: str = Field(description="The company's name.")
+    stock_price_change: StockPriceChange = Field(
+        description="How this news is likely to move the company's share price: increase, decrease or none."
+    )
+    reason: str = Field(description="One sentence explaining the predicted change, based on the article.")
+    relevant_substring: str = Field(
+        description=f"A quote of {QUOTE_MIN_WORDS} to {QUOTE_MAX_WORDS} consecutive words copied exactly from "
+        "the article that supports the reason."
+    )
+
+    @model_validator(mode="after")
+    def _quote_is_from_article(self, info: ValidationInfo) -> BusinessSpecificInfo:
+        """With the article in the validation context, replace the quote by the article's own words or fail."""
+        article = (info.context or {}).get("article")
+        if article is None:
+            return self
+        span = ground_quote(self.relevant_substring, article)
+        if span is None:
+            raise ValueError("relevant_substring is not in the article: copy the words exactly as they appear")
+        words = len(span.split())
+        if not QUOTE_MIN_WORDS <= words <= QUOTE_MAX_WORDS:
+            raise ValueError(
+                f"relevant_substring has {words} words: quote {QUOTE_MIN_WORDS} to {QUOTE_MAX_WORDS} words"
+            )
+        self.relevant_substring = span
+        return self
+
+
+class ArticleExtraction(GeneralInfo, BusinessCategory):
+    """Everything in one answer: what the single-prompt baseline asks for."""
+
+    business_info: list[BusinessSpecificInfo] = Field(
+        description="One entry per company the news is substantively about; empty if it is not about business."
+    )
+
+
+class StepUsage(BaseModel):
+    """Tokens and time one step spent, over all its LLM calls (retries included)."""
+
+    step: str
+    business: str | None = None
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # None when the server does not report cached tokens (llama.cpp does not).
+    cached_tokens: int | None = None
+    latency_ms: int = 0
+
+
+class StepError(BaseModel):
+    """A step that failed without failing the article, e.g. the analysis of one business."""
+
+    step: str
+    business: str | None = None
+    kind: str
+    message: str
+
+
+class ArticleInfo(ArticleExtraction):
+    """The result for one article."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trace_id: str
+    usage: list[StepUsage]
+    errors: list[StepError] = Field(default_factory=list)

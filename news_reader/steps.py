@@ -1,0 +1,114 @@
+"""The extraction steps. The DAG flow's nodes and the plain-Python pipeline both call these."""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from pydantic import BaseModel
+
+from news_reader.errors import NewsReaderError
+from news_reader.llm import LLMClient
+from news_reader.prompting import DEFAULT_VARIANT, output_format, render
+from news_reader.schemas import (
+    ArticleExtraction,
+    ArticleInfo,
+    BusinessCategory,
+    BusinessesInvolved,
+    BusinessSpecificInfo,
+    GeneralInfo,
+    StepError,
+    StepUsage,
+)
+
+STEP_OUTPUTS: dict[str, type[BaseModel]] = {
+    "general_info": GeneralInfo,
+    "business_category": BusinessCategory,
+    "businesses_involved": BusinessesInvolved,
+    "business_analysis": BusinessSpecificInfo,
+    "single_prompt": ArticleExtraction,
+}
+# Steps whose answer quotes the article: the article goes into validation so quotes are checked.
+_QUOTING_STEPS = {"business_analysis", "single_prompt"}
+
+
+@dataclass
+class BusinessAnalyses:
+    infos: list[BusinessSpecificInfo]
+    usage: list[StepUsage]
+    errors: list[StepError]
+
+
+def output_formats() -> dict[str, str]:
+    """The answer format of every step, as the prompt templates' `output_format` variable."""
+    return {step: output_format(model) for step, model in STEP_OUTPUTS.items()}
+
+
+def run_step(client: LLMClient, step: str, prompt: str, article: str) -> tuple[BaseModel, StepUsage]:
+    context = {"article": article} if step in _QUOTING_STEPS else None
+    return client.extract(step, prompt, STEP_OUTPUTS[step], context)
+
+
+def render_step(step: str, article: str, variant: str = DEFAULT_VARIANT, **variables: str) -> str:
+    return render(step, variant, article=article, output_format=output_formats()[step], **variables)
+
+
+def analyze_businesses(
+    client: LLMClient, article: str, businesses: list[str], max_businesses: int
+) -> BusinessAnalyses:
+    """One LLM call per business, at most `max_concurrency` at a time; a failure is recorded, not raised."""
+    result = BusinessAnalyses(infos=[], usage=[], errors=[])
+    for name in businesses[max_businesses:]:
+        result.errors.append(StepError(
+            step="business_analysis", business=name, kind="skipped",
+            message=f"more than {max_businesses} businesses (NEWS_READER_MAX_BUSINESSES)",
+        ))
+    chosen = businesses[:max_businesses]
+    if not chosen:
+        return result
+
+    def analyze_one(name: str) -> tuple[BaseModel, StepUsage]:
+        prompt = render_step("business_analysis", article, business=name)
+        return run_step(client, "business_analysis", prompt, article)
+
+    with ThreadPoolExecutor(max_workers=client.settings.max_concurrency) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, analyze_one, name) for name in chosen]
+        for name, future in zip(chosen, futures, strict=True):
+            try:
+                info, usage = future.result()
+            except NewsReaderError as error:
+                result.errors.append(StepError(step="business_analysis", business=name, kind=error.kind, message=str(error)))
+                usage = getattr(error, "usage", None)
+            else:
+                result.infos.append(info.model_copy(update={"business": name}))
+            if usage is not None:
+                result.usage.append(usage.model_copy(update={"business": name}))
+    return result
+
+
+def assemble(
+    general: GeneralInfo,
+    category: BusinessCategory,
+    business_info: list[BusinessSpecificInfo],
+    usage: list[StepUsage],
+    errors: list[StepError],
+) -> ArticleInfo:
+    """The result; a non-business article never carries business entries."""
+    return ArticleInfo(
+        title=general.title,
+        summary=general.summary,
+        is_about_business=category.is_about_business,
+        business_info=business_info if category.is_about_business else [],
+        trace_id=current_trace_id(),
+        usage=usage,
+        errors=errors,
+    )
+
+
+def current_trace_id() -> str:
+    """The OpenTelemetry trace id of the current span, or a fresh id of the same form when nothing traces."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else uuid.uuid4().hex
