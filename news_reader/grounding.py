@@ -9,32 +9,39 @@ from rapidfuzz import fuzz
 # How close (0-100) a quote must be to an article span to be taken as that span.
 MIN_SIMILARITY = 90.0
 _TYPOGRAPHIC = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
+_STRIP = " \"'.,;:"
 
 
-def ground_quote(quote: str, article: str) -> str | None:
-    """Return the article's own text for `quote`, tolerating case, spacing and typographic quotes; else None."""
-    needle = _normalise(quote).strip(" \"'.,;:")
+def ground_quote(quote: str, article: str, min_words: int, max_words: int) -> str | None:
+    """The article's own words for `quote` (tolerating case, spacing, typography), fitted to the word limits.
+
+    A span shorter than `min_words` is widened with the article's next (then previous) words, a longer one cut
+    to its first `max_words`, so the result is always verbatim. None when the quote is not in the article.
+    """
+    needle = _normalise(quote).strip(_STRIP)
     if not needle:
         return None
-    haystack = _normalise(article)
-    start = haystack.lower().find(needle.lower())
+    haystack = _normalise(article).lower()
+    start = haystack.find(needle.lower())
     if start >= 0:
-        return _word_span(article, haystack, start, start + len(needle))
-    alignment = fuzz.partial_ratio_alignment(needle.lower(), haystack.lower())
-    if alignment is None or alignment.score < MIN_SIMILARITY:
-        return None
-    return _word_span(article, haystack, alignment.dest_start, alignment.dest_end)
+        end = start + len(needle)
+    else:
+        alignment = fuzz.partial_ratio_alignment(needle.lower(), haystack)
+        if alignment is None or alignment.score < MIN_SIMILARITY:
+            return None
+        start, end = alignment.dest_start, alignment.dest_end
+    words = [m.span() for m in re.finditer(r"\S+", article)]
+    first = next(i for i, (_, e) in enumerate(words) if e > start)
+    last = max(i for i, (s, _) in enumerate(words) if s < end)
+    while last - first + 1 < min_words and (first > 0 or last < len(words) - 1):
+        if last < len(words) - 1:
+            last += 1
+        else:
+            first -= 1
+    last = min(last, first + max_words - 1)
+    return article[words[first][0] : words[last][1]].strip(_STRIP)
 
 
 def _normalise(text: str) -> str:
     """Same length as the input, so offsets map back to the original text."""
     return re.sub(r"\s", " ", text.translate(_TYPOGRAPHIC))
-
-
-def _word_span(article: str, haystack: str, start: int, end: int) -> str:
-    """Widen [start, end) to whole words and return that part of the original article."""
-    while start > 0 and not haystack[start - 1].isspace():
-        start -= 1
-    while end < len(haystack) and not haystack[end].isspace():
-        end += 1
-    return article[start:end].strip().strip("\"'").strip()

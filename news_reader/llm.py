@@ -12,7 +12,6 @@ import time
 from functools import lru_cache
 from typing import TypeVar
 
-import httpx
 import openai
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
@@ -79,6 +78,7 @@ class LLMClient:
             retry=retry_if_exception(_is_retryable),
             wait=self._wait,
             stop=stop_after_attempt(self.settings.max_retries + 1) | self._retry_after_too_long,
+            before_sleep=lambda _: setattr(usage, "retries", usage.retries + 1),
             reraise=True,
         )
         try:
@@ -140,10 +140,9 @@ def response_format(output_type: type[BaseModel], mode: str) -> dict:
 
 def retry_after_seconds(error: BaseException | None) -> float | None:
     """Seconds the server asked us to wait (`retry-after-ms`, `retry-after` as seconds or HTTP date), if any."""
-    response = getattr(error, "response", None)
-    if not isinstance(response, httpx.Response):
+    headers = getattr(getattr(error, "response", None), "headers", None)
+    if headers is None:
         return None
-    headers = response.headers
     try:
         if "retry-after-ms" in headers:
             return max(0.0, float(headers["retry-after-ms"]) / 1000)
@@ -206,12 +205,13 @@ def _span_usage(usage: StepUsage) -> dict:
         "gen_ai.usage.input_tokens": usage.prompt_tokens,
         "gen_ai.usage.output_tokens": usage.completion_tokens,
         "news_reader.llm_calls": usage.calls,
+        "news_reader.retries": usage.retries,
         "news_reader.latency_ms": usage.latency_ms,
     }
 
 
 def _openai_client(settings: LLMSettings) -> openai.OpenAI:
-    common = {"timeout": httpx.Timeout(settings.timeout_s, connect=10.0), "max_retries": 0}
+    common = {"timeout": openai.Timeout(settings.timeout_s, connect=10.0), "max_retries": 0}
     key = settings.api_key.get_secret_value() if settings.api_key else None
     if settings.provider == "azure":
         if not settings.base_url:

@@ -58,14 +58,15 @@ class BusinessesInvolved(_Schema):
 
 
 class BusinessSpecificInfo(_Schema):
+    # Evidence first: with constrained decoding, fields are generated in this order.
     business: str = Field(description="The company's name.")
-    stock_price_change: StockPriceChange = Field(
-        description="How this news is likely to move the company's share price: increase, decrease or none."
-    )
-    reason: str = Field(description="One sentence explaining the predicted change, based on the article.")
     relevant_substring: str = Field(
         description=f"A quote of {QUOTE_MIN_WORDS} to {QUOTE_MAX_WORDS} consecutive words copied exactly from "
-        "the article that supports the reason."
+        "the article that shows how the news affects the company."
+    )
+    reason: str = Field(description="One short sentence explaining, from the quote, how the news affects the company.")
+    stock_price_change: StockPriceChange = Field(
+        description="How this news is likely to move the company's share price: increase, decrease or none."
     )
 
     @model_validator(mode="after")
@@ -74,19 +75,14 @@ class BusinessSpecificInfo(_Schema):
         article = (info.context or {}).get("article")
         if article is None:
             return self
-        span = ground_quote(self.relevant_substring, article)
+        span = ground_quote(self.relevant_substring, article, QUOTE_MIN_WORDS, QUOTE_MAX_WORDS)
         if span is None:
             raise ValueError("relevant_substring is not in the article: copy the words exactly as they appear")
-        words = len(span.split())
-        if not QUOTE_MIN_WORDS <= words <= QUOTE_MAX_WORDS:
-            raise ValueError(
-                f"relevant_substring has {words} words: quote {QUOTE_MIN_WORDS} to {QUOTE_MAX_WORDS} words"
-            )
         self.relevant_substring = span
         return self
 
 
-class ArticleExtraction(GeneralInfo, BusinessCategory):
+class ArticleExtraction(BusinessCategory, GeneralInfo):
     """Everything in one answer: what the single-prompt baseline asks for."""
 
     business_info: list[BusinessSpecificInfo] = Field(
@@ -100,6 +96,8 @@ class StepUsage(BaseModel):
     step: str
     business: str | None = None
     calls: int = 0
+    # Failed attempts (rate limits, server errors, timeouts) that were retried.
+    retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     # None when the server does not report cached tokens (llama.cpp does not).

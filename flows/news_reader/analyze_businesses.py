@@ -1,0 +1,22 @@
+from typing import Union
+
+from llm_connection import client_for
+from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
+from promptflow.core import tool
+
+from news_reader.settings import PipelineSettings
+from news_reader.steps import analyze_businesses
+
+
+@tool
+def analyze(
+    connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str, article: str, businesses: list
+) -> dict:
+    """Fan out over the businesses with a bounded number of concurrent LLM calls; failures are recorded."""
+    client = client_for(connection, model)
+    result = analyze_businesses(client, article, businesses, PipelineSettings().max_businesses)
+    return {
+        "business_info": [info.model_dump() for info in result.infos],
+        "usage": [usage.model_dump() for usage in result.usage],
+        "errors": [error.model_dump() for error in result.errors],
+    }

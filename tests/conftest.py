@@ -1,0 +1,68 @@
+"""Shared fixtures. Prompt flow's state goes to a test-only home inside the repo, never to `~`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+REPO = Path(__file__).resolve().parents[1]
+_STATE = REPO / ".state"
+# Before anything imports promptflow: isolated pf home, plaintext keyring, no telemetry or trace service.
+os.environ["PF_HOME_DIRECTORY"] = str(_STATE / "pf-tests")
+os.environ["XDG_DATA_HOME"] = str(_STATE / "pf-tests" / "xdg")
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
+os.environ["APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED"] = "true"
+os.environ["PF_DISABLE_TRACING"] = "true"
+
+from tests.fake_llm import FakeLLM, answer  # noqa: E402
+
+ARTICLE = """Acme profits soar as Globex deal collapses
+
+Acme Corp said on Monday that its quarterly profits rose by 40% after strong sales of its rocket skates in Europe.
+
+Meanwhile Globex, its rival, said its planned takeover of Initech had collapsed after regulators raised concerns about competition.
+"""
+ACME_QUOTE = "Acme Corp said on Monday that its quarterly profits rose by 40%"
+GLOBEX_QUOTE = "Globex, its rival, said its planned takeover of Initech had collapsed"
+SPORT_ARTICLE = """Claxton hunting first major medal
+
+British hurdler Sarah Claxton is confident she can win her first major medal at next month's championships in Madrid.
+"""
+
+
+@pytest.fixture
+def fake_llm():
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    try:
+        yield FakeLLM(server)
+    finally:
+        server.clear()
+        server.stop()
+
+
+@pytest.fixture
+def business_script(fake_llm: FakeLLM) -> FakeLLM:
+    """Happy answers for ARTICLE: business news about Acme (up) and Globex (down)."""
+    fake_llm.script("GeneralInfo", answer({"title": "Acme profits soar as Globex deal collapses",
+                                           "summary": "Acme's profits rose while Globex lost a takeover."}))
+    fake_llm.script("BusinessCategory", answer({"is_about_business": True}))
+    fake_llm.script("BusinessesInvolved", answer({"businesses": ["Acme Corp", "Globex"]}))
+    fake_llm.script("BusinessSpecificInfo:Acme Corp", answer({
+        "business": "Acme Corp", "stock_price_change": "increase",
+        "reason": "Profits rose by 40%.", "relevant_substring": ACME_QUOTE}))
+    fake_llm.script("BusinessSpecificInfo:Globex", answer({
+        "business": "Globex", "stock_price_change": "decrease",
+        "reason": "Its takeover collapsed.", "relevant_substring": GLOBEX_QUOTE}))
+    return fake_llm
+
+
+@pytest.fixture
+def fake_settings(fake_llm: FakeLLM):
+    """LLM settings pointing at the fake, with short back-off so retry tests stay fast."""
+    from news_reader.settings import LLMSettings
+
+    return LLMSettings(base_url=fake_llm.base_url, api_key="test", model="fake", max_retry_wait_s=5, timeout_s=5)

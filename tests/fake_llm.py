@@ -1,0 +1,116 @@
+"""A fake OpenAI-compatible chat server for tests: scripted answers and faults, served on loopback."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+_BUSINESS = re.compile(r'Consider the company "(?P<name>[^"]+)"')
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    content: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    usage: dict = field(default_factory=lambda: {"prompt_tokens": 100, "completion_tokens": 20})
+
+
+def answer(obj: dict, **usage: int) -> Reply:
+    return Reply(content=json.dumps(obj), usage={"prompt_tokens": 100, "completion_tokens": 20, **usage})
+
+
+def raw(text: str) -> Reply:
+    return Reply(content=text)
+
+
+def error(status: int, retry_after: float | None = None) -> Reply:
+    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+    return Reply(status=status, headers=headers)
+
+
+def slow(reply: Reply, seconds: float) -> Reply:
+    reply.delay_s = seconds
+    return reply
+
+
+@dataclass
+class Seen:
+    key: str
+    body: dict
+    at: float
+
+
+class FakeLLM:
+    """Answers by the kind of request: the schema's title, plus the business for per-business analysis.
+
+    `script(key, r1, r2, ...)` queues replies; the last one repeats. Every request is recorded in `seen`.
+    """
+
+    def __init__(self, server: HTTPServer):
+        self.server = server
+        self.seen: list[Seen] = []
+        self.max_in_flight = 0
+        self._scripts: dict[str, list[Reply]] = {}
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(self._handle)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for("/v1")
+
+    def script(self, key: str, *replies: Reply) -> None:
+        self._scripts[key] = list(replies)
+
+    def keys_seen(self) -> list[str]:
+        return [s.key for s in self.seen]
+
+    def _handle(self, request: Request) -> Response:
+        body = json.loads(request.get_data())
+        key = request_key(body)
+        with self._lock:
+            self.seen.append(Seen(key, body, time.monotonic()))
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            queue = self._scripts.get(key)
+            reply = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else error(404)
+        try:
+            time.sleep(reply.delay_s)
+            return _response(reply, body)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+
+def request_key(body: dict) -> str:
+    response_format = body.get("response_format") or {}
+    title = (response_format.get("schema") or {}).get("title") or response_format.get("json_schema", {}).get("name")
+    match = _BUSINESS.search(body["messages"][1]["content"])
+    return f"{title}:{match['name']}" if match and title == "BusinessSpecificInfo" else str(title)
+
+
+def _response(reply: Reply, body: dict) -> Response:
+    if reply.status != 200:
+        payload = {"error": {"message": f"scripted HTTP {reply.status}", "type": "fake"}}
+        return Response(json.dumps(payload), status=reply.status, headers=reply.headers, mimetype="application/json")
+    usage = {**reply.usage, "total_tokens": reply.usage["prompt_tokens"] + reply.usage["completion_tokens"]}
+    if "cached_tokens" in usage:
+        usage["prompt_tokens_details"] = {"cached_tokens": usage.pop("cached_tokens")}
+    completion = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": reply.content}}],
+        "usage": usage,
+    }
+    return Response(json.dumps(completion), status=200, mimetype="application/json")
