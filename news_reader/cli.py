@@ -16,7 +16,8 @@ from news_reader.prompting import variants as step_variants
 from news_reader.schemas import ArticleInfo
 from news_reader.settings import LLMSettings, LocalModelSettings
 
-_VARIANT = re.compile(r"^(?:\$\{(?P<node>\w+)\.(?P<variant>\w+)\}|(?P<step>\w+)=(?P<name>\w+))$")
+# `general_info=variant_1`, or Prompt flow's `${general_info_prompt.variant_1}` (node = step + "_prompt").
+_VARIANT = re.compile(r"^(?:\$\{(?P<node>\w+?)(?:_prompt)?\.(?P<variant>\w+)\}|(?P<step>\w+)=(?P<name>\w+))$")
 _ARROWS = {"increase": "up", "decrease": "down", "none": "flat"}
 
 

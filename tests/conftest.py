@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,9 @@ os.environ["XDG_DATA_HOME"] = str(_STATE / "pf-tests" / "xdg")
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
 os.environ["APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED"] = "true"
 os.environ["PF_DISABLE_TRACING"] = "true"
+if not (_STATE / "pf-tests" / "pf.yaml").is_file():  # pf's config file: the only switch for its telemetry
+    subprocess.run([sys.executable, "-m", "promptflow._cli._pf.entry", "config", "set",
+                    "telemetry.enabled=false", "trace.destination=none"], check=True, capture_output=True)
 
 from tests.fake_llm import FakeLLM, answer  # noqa: E402
 
@@ -27,6 +32,10 @@ Meanwhile Globex, its rival, said its planned takeover of Initech had collapsed 
 """
 ACME_QUOTE = "Acme Corp said on Monday that its quarterly profits rose by 40%"
 GLOBEX_QUOTE = "Globex, its rival, said its planned takeover of Initech had collapsed"
+ACME_ANSWER = {"business": "Acme Corp", "stock_price_change": "increase", "reason": "Profits rose by 40%.",
+               "relevant_substring": ACME_QUOTE}
+GLOBEX_ANSWER = {"business": "Globex", "stock_price_change": "decrease", "reason": "Its takeover collapsed.",
+                 "relevant_substring": GLOBEX_QUOTE}
 SPORT_ARTICLE = """Claxton hunting first major medal
 
 British hurdler Sarah Claxton is confident she can win her first major medal at next month's championships in Madrid.
@@ -51,12 +60,8 @@ def business_script(fake_llm: FakeLLM) -> FakeLLM:
                                            "summary": "Acme's profits rose while Globex lost a takeover."}))
     fake_llm.script("BusinessCategory", answer({"is_about_business": True}))
     fake_llm.script("BusinessesInvolved", answer({"businesses": ["Acme Corp", "Globex"]}))
-    fake_llm.script("BusinessSpecificInfo:Acme Corp", answer({
-        "business": "Acme Corp", "stock_price_change": "increase",
-        "reason": "Profits rose by 40%.", "relevant_substring": ACME_QUOTE}))
-    fake_llm.script("BusinessSpecificInfo:Globex", answer({
-        "business": "Globex", "stock_price_change": "decrease",
-        "reason": "Its takeover collapsed.", "relevant_substring": GLOBEX_QUOTE}))
+    fake_llm.script("BusinessSpecificInfo:Acme Corp", answer(ACME_ANSWER))
+    fake_llm.script("BusinessSpecificInfo:Globex", answer(GLOBEX_ANSWER))
     return fake_llm
 
 
@@ -66,3 +71,12 @@ def fake_settings(fake_llm: FakeLLM):
     from news_reader.settings import LLMSettings
 
     return LLMSettings(base_url=fake_llm.base_url, api_key="test", model="fake", max_retry_wait_s=5, timeout_s=5)
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """`PFClient.test(environment_variables=...)` writes into os.environ; keep tests independent."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

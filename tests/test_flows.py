@@ -1,0 +1,93 @@
+"""The DAG flows run through Prompt flow itself, against the fake LLM server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from news_reader.pipeline import analyze
+from tests.conftest import ARTICLE, GLOBEX_ANSWER, REPO, SPORT_ARTICLE
+from tests.fake_llm import FakeLLM, answer, error, raw
+
+FLOW = REPO / "flows" / "news_reader"
+SINGLE_FLOW = REPO / "flows" / "news_reader_single"
+RESULT_KEYS = {"title", "summary", "is_about_business", "business_info", "trace_id", "usage", "errors"}
+
+
+@pytest.fixture
+def pf(fake_llm: FakeLLM):
+    """A Prompt flow client whose `news_reader_llm` connection points at the fake server."""
+    from promptflow.client import PFClient
+    from promptflow.entities import OpenAIConnection
+
+    client = PFClient()
+    client.connections.create_or_update(
+        OpenAIConnection(name="news_reader_llm", api_key="test", base_url=fake_llm.base_url)
+    )
+    return client
+
+
+def run_flow(pf, flow: Path = FLOW, article: str = ARTICLE, env: dict | None = None, **kwargs) -> dict:
+    env = {"NEWS_READER_LLM_MAX_RETRY_WAIT_S": "5", **(env or {})}
+    return pf.test(flow=flow, inputs={"article": article}, environment_variables=env, **kwargs)
+
+
+def without_volatile(result: dict) -> dict:
+    """Drop what differs between two runs of the same answers: ids and timings."""
+    stable = {k: v for k, v in result.items() if k != "trace_id"}
+    stable["usage"] = [{k: v for k, v in u.items() if k != "latency_ms"} for u in result["usage"]]
+    return stable
+
+
+def test_the_flow_gives_the_same_result_as_the_plain_python_pipeline(pf, business_script, fake_settings):
+    result = run_flow(pf)
+    assert set(result) == RESULT_KEYS
+    expected = analyze(ARTICLE, fake_settings).model_dump(mode="json")
+    assert without_volatile(result) == without_volatile(expected)
+
+
+def test_a_non_business_article_bypasses_the_business_nodes(pf, fake_llm):
+    fake_llm.script("GeneralInfo", answer({"title": "Claxton hunting first major medal", "summary": "S."}))
+    fake_llm.script("BusinessCategory", answer({"is_about_business": False}))
+    result = run_flow(pf, article=SPORT_ARTICLE)
+    assert result["is_about_business"] is False and result["business_info"] == []
+    assert sorted(fake_llm.keys_seen()) == ["BusinessCategory", "GeneralInfo"]
+
+
+def test_rate_limits_are_retried_inside_the_flow(pf, business_script):
+    business_script.script("BusinessCategory", error(429, retry_after=1), answer({"is_about_business": True}))
+    result = run_flow(pf)
+    [category] = [u for u in result["usage"] if u["step"] == "business_category"]
+    assert category["retries"] == 1
+    attempts = [s.at for s in business_script.seen if s.key == "BusinessCategory"]
+    assert attempts[1] - attempts[0] >= 1.0
+
+
+def test_one_business_failing_in_the_flow_keeps_the_others(pf, business_script):
+    business_script.script("BusinessSpecificInfo:Acme Corp", error(500))
+    business_script.script("BusinessSpecificInfo:Globex", raw("{"), answer(GLOBEX_ANSWER))
+    result = run_flow(pf, env={"NEWS_READER_LLM_MAX_RETRIES": "1", "NEWS_READER_LLM_MAX_RETRY_WAIT_S": "0.2"})
+    assert [b["business"] for b in result["business_info"]] == ["Globex"]
+    assert [(e["business"], e["kind"]) for e in result["errors"]] == [("Acme Corp", "llm_request_failed")]
+
+
+def test_a_variant_is_selected_with_the_node_variant_syntax(pf, business_script):
+    run_flow(pf, variant="${general_info_prompt.variant_1}")
+    [general] = [s for s in business_script.seen if s.key == "GeneralInfo"]
+    assert "at most 10 words" in general.body["messages"][1]["content"]
+
+
+def test_an_empty_article_fails_the_flow_with_a_clear_message(pf, fake_llm):
+    with pytest.raises(Exception, match="article is empty"):
+        run_flow(pf, article="  \n ")
+    assert fake_llm.seen == []
+
+
+def test_the_single_prompt_flow_has_the_same_output_schema(pf, fake_llm):
+    fake_llm.script("ArticleExtraction", answer({
+        "title": "T", "summary": "S.", "is_about_business": True, "business_info": [GLOBEX_ANSWER]}))
+    result = run_flow(pf, flow=SINGLE_FLOW)
+    assert set(result) == RESULT_KEYS
+    assert [b["business"] for b in result["business_info"]] == ["Globex"]
+    assert len(fake_llm.seen) == 1

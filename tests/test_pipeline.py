@@ -1,0 +1,85 @@
+"""The plain-Python pipeline: the step graph, fan-out, and what happens when parts fail."""
+
+from news_reader.pipeline import analyze, analyze_single
+from news_reader.settings import PipelineSettings
+from tests.conftest import ACME_QUOTE, ARTICLE, GLOBEX_ANSWER, GLOBEX_QUOTE, SPORT_ARTICLE
+from tests.fake_llm import answer, error, raw, slow
+
+
+def test_a_business_article_gets_every_step_and_one_analysis_per_business(business_script, fake_settings):
+    info = analyze(ARTICLE, fake_settings)
+    assert info.title == "Acme profits soar as Globex deal collapses"
+    assert info.is_about_business is True
+    assert [(b.business, b.stock_price_change, b.relevant_substring) for b in info.business_info] == [
+        ("Acme Corp", "increase", ACME_QUOTE),
+        ("Globex", "decrease", GLOBEX_QUOTE),
+    ]
+    assert [(u.step, u.business) for u in info.usage] == [
+        ("general_info", None), ("business_category", None), ("businesses_involved", None),
+        ("business_analysis", "Acme Corp"), ("business_analysis", "Globex"),
+    ]
+    assert len(info.trace_id) == 32 and info.errors == []
+
+
+def test_a_non_business_article_never_asks_about_businesses(fake_llm, fake_settings):
+    fake_llm.script("GeneralInfo", answer({"title": "Claxton hunting first major medal", "summary": "S."}))
+    fake_llm.script("BusinessCategory", answer({"is_about_business": False}))
+    info = analyze(SPORT_ARTICLE, fake_settings)
+    assert info.business_info == []
+    assert sorted(fake_llm.keys_seen()) == ["BusinessCategory", "GeneralInfo"]
+
+
+def test_general_info_and_classification_run_concurrently(business_script, fake_settings):
+    business_script.script("GeneralInfo", slow(answer({"title": "T", "summary": "S."}), 0.5))
+    business_script.script("BusinessCategory", slow(answer({"is_about_business": False}), 0.5))
+    analyze(ARTICLE, fake_settings)
+    assert business_script.max_in_flight == 2
+
+
+def test_one_business_failing_keeps_the_others(business_script, fake_settings):
+    business_script.script("BusinessSpecificInfo:Globex", raw("not json"))
+    info = analyze(ARTICLE, fake_settings)
+    assert [b.business for b in info.business_info] == ["Acme Corp"]
+    [failure] = info.errors
+    assert (failure.business, failure.kind) == ("Globex", "invalid_model_output")
+    globex_usage = [u for u in info.usage if u.business == "Globex"]
+    assert globex_usage[0].calls == 2
+
+
+def test_a_rate_limited_business_is_retried_not_lost(business_script, fake_settings):
+    business_script.script("BusinessSpecificInfo:Globex", error(429, retry_after=0.2), answer(GLOBEX_ANSWER))
+    info = analyze(ARTICLE, fake_settings)
+    assert [b.business for b in info.business_info] == ["Acme Corp", "Globex"]
+    assert [u.retries for u in info.usage if u.business == "Globex"] == [1]
+
+
+def test_businesses_over_the_limit_are_reported_not_dropped_silently(business_script, fake_settings):
+    info = analyze(ARTICLE, fake_settings, PipelineSettings(max_businesses=1))
+    assert [b.business for b in info.business_info] == ["Acme Corp"]
+    assert [(e.business, e.kind) for e in info.errors] == [("Globex", "skipped")]
+
+
+def test_a_prompt_variant_changes_the_prompt_sent(business_script, fake_settings):
+    analyze(ARTICLE, fake_settings, variants={"general_info": "variant_1"})
+    [general] = [s for s in business_script.seen if s.key == "GeneralInfo"]
+    assert "at most 10 words" in general.body["messages"][1]["content"]
+
+
+def test_the_single_prompt_baseline_gives_the_same_shape_from_one_call(fake_llm, fake_settings):
+    fake_llm.script("ArticleExtraction", answer({
+        "title": "T", "summary": "S.", "is_about_business": True,
+        "business_info": [{"business": "Acme Corp", "stock_price_change": "increase", "reason": "r.",
+                           "relevant_substring": ACME_QUOTE}],
+    }))
+    info = analyze_single(ARTICLE, fake_settings)
+    assert [b.business for b in info.business_info] == ["Acme Corp"]
+    assert [u.step for u in info.usage] == ["single_prompt"] and len(fake_llm.seen) == 1
+
+
+def test_the_single_prompt_drops_businesses_of_a_non_business_article(fake_llm, fake_settings):
+    fake_llm.script("ArticleExtraction", answer({
+        "title": "T", "summary": "S.", "is_about_business": False,
+        "business_info": [{"business": "Acme Corp", "stock_price_change": "none", "reason": "r.",
+                           "relevant_substring": ACME_QUOTE}],
+    }))
+    assert analyze_single(ARTICLE, fake_settings).business_info == []

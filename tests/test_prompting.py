@@ -1,0 +1,55 @@
+"""Prompt templates: a shared cacheable prefix, formats derived from the schemas, parity with Prompt flow."""
+
+import pytest
+
+from news_reader.prompting import PROMPTS_DIR, output_format, render, template_file, variants
+from news_reader.schemas import BusinessSpecificInfo
+from news_reader.steps import STEP_OUTPUTS, output_formats
+
+ARTICLE = "Acme profits soar\n\nAcme said {{ 7 * 7 }} times that profits rose."
+
+
+def all_templates():
+    return [(step, variant) for step in STEP_OUTPUTS for variant in variants(step)]
+
+
+@pytest.mark.parametrize(("step", "variant"), all_templates())
+def test_every_prompt_starts_with_the_same_article_block_so_servers_can_cache_it(step, variant):
+    prompt = render(step, variant, article=ARTICLE, output_format="F", business="Acme")
+    assert prompt.startswith(f"<article>\n{ARTICLE}\n</article>\n\n")
+    assert prompt.rstrip().endswith("F")
+
+
+def test_article_text_is_not_evaluated_as_a_template():
+    assert "{{ 7 * 7 }}" in render("general_info", article=ARTICLE, output_format="F")
+
+
+def test_general_info_and_business_category_have_variants_to_compare():
+    assert variants("general_info") == ["variant_0", "variant_1"]
+    assert variants("business_category") == ["variant_0", "variant_1"]
+    assert template_file("general_info", "variant_1") == "general_info__variant_1.jinja2"
+
+
+def test_an_unknown_variant_is_a_clear_error():
+    with pytest.raises(ValueError, match="no prompt variant 'variant_9' for step 'general_info'"):
+        template_file("general_info", "variant_9")
+
+
+def test_output_format_names_every_field_with_its_type_and_description():
+    text = output_format(BusinessSpecificInfo)
+    for name, field in BusinessSpecificInfo.model_fields.items():
+        assert f'"{name}"' in text and field.description in text
+    assert 'one of "increase", "decrease", "none"' in text
+
+
+def test_nested_lists_of_objects_are_described_with_their_fields():
+    assert '  - "stock_price_change"' in output_formats()["single_prompt"]
+
+
+@pytest.mark.parametrize(("step", "variant"), all_templates())
+def test_rendering_matches_prompt_flow_prompt_nodes(step, variant):
+    from promptflow.tools.template_rendering import render_template_jinja2
+
+    variables = {"article": ARTICLE, "output_format": "F", "business": "Acme"}
+    template = (PROMPTS_DIR / template_file(step, variant)).read_text()
+    assert render(step, variant, **variables) == str(render_template_jinja2(template, **variables))
