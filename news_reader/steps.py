@@ -80,7 +80,9 @@ def analyze_businesses(
             try:
                 info, usage = future.result()
             except NewsReaderError as error:
-                result.errors.append(StepError(step="business_analysis", business=name, kind=error.kind, message=str(error)))
+                result.errors.append(
+                    StepError(step="business_analysis", business=name, kind=error.kind, message=str(error))
+                )
                 usage = getattr(error, "usage", None)
             else:
                 result.infos.append(info.model_copy(update={"business": name}))

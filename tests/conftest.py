@@ -28,7 +28,8 @@ ARTICLE = """Acme profits soar as Globex deal collapses
 
 Acme Corp said on Monday that its quarterly profits rose by 40% after strong sales of its rocket skates in Europe.
 
-Meanwhile Globex, its rival, said its planned takeover of Initech had collapsed after regulators raised concerns about competition.
+Meanwhile Globex, its rival, said its planned takeover of Initech had collapsed after regulators raised concerns
+about competition.
 """
 ACME_QUOTE = "Acme Corp said on Monday that its quarterly profits rose by 40%"
 GLOBEX_QUOTE = "Globex, its rival, said its planned takeover of Initech had collapsed"

@@ -79,7 +79,8 @@ def test_a_bad_file_is_reported_and_the_good_ones_still_analysed(run, business_s
 def test_a_stopped_local_model_is_one_clear_line(run, article_file):
     done = run("analyze", str(article_file))
     assert done.returncode == 1
-    assert done.stderr.decode().startswith("news-reader: local LLM is not running (start it with `news-reader llm start`)")
+    expected = "news-reader: local LLM is not running (start it with `news-reader llm start`)"
+    assert done.stderr.decode().startswith(expected)
 
 
 def test_an_unreachable_endpoint_is_one_clear_line(run, article_file):

@@ -21,7 +21,8 @@ def test_case_spacing_and_typographic_quotes_are_tolerated_and_the_article_text_
 
 
 def test_a_near_verbatim_quote_is_snapped_to_the_article_span():
-    assert ground("strong sale of rocket skates in Europe and Asia") == "strong sales of rocket skates in Europe and Asia"
+    expected = "strong sales of rocket skates in Europe and Asia"
+    assert ground("strong sale of rocket skates in Europe and Asia") == expected
 
 
 def test_an_invented_quote_is_refused():

@@ -7,7 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from news_reader.errors import InvalidModelOutput, LLMRateLimited, LLMRequestFailed, LLMTimeout, LLMUnavailable
+from news_reader.errors import (
+    InvalidModelOutput,
+    LLMRateLimited,
+    LLMRequestFailed,
+    LLMTimeout,
+    LLMUnavailable,
+)
 from news_reader.llm import LLMClient, response_format
 from news_reader.schemas import BusinessCategory, BusinessSpecificInfo, GeneralInfo
 from news_reader.settings import LLMSettings

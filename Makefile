@@ -1,0 +1,64 @@
+# News Reader. `make run`: set up and analyse the sample article on the local model. `make test`: the test suite.
+# All generated state (venv, pf home, model, wheels, pip cache, logs) stays inside this folder.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+STATE := .state
+BIN := $(VENV)/bin
+LLAMA_WHEEL := $(STATE)/wheels/llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl
+MODEL := $(STATE)/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf.sha256
+
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PIP_CACHE_DIR := $(CURDIR)/$(STATE)/pip-cache
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PF_HOME_DIRECTORY := $(CURDIR)/$(STATE)/pf
+export XDG_DATA_HOME := $(CURDIR)/$(STATE)/xdg
+export PYTHON_KEYRING_BACKEND := keyrings.alt.file.PlaintextKeyring
+export APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED := true
+# One line at a time: the single local server then reuses its prompt cache instead of thrashing it.
+export PF_WORKER_COUNT ?= 1
+
+.PHONY: run setup shell test lint clean
+
+run: setup
+	news-reader llm start
+	status=0; pf flow test --flow flows/news_reader || status=$$?; news-reader llm stop; exit $$status
+
+setup: $(VENV)/.installed $(MODEL) $(STATE)/pf/.configured
+
+test: setup
+	pytest
+
+# A shell with the venv and the project's Prompt flow home, for news-reader, pf and pytest by hand.
+shell: setup
+	@echo "News Reader shell (exit to leave)"; bash -i
+
+lint: $(VENV)/.installed
+	ruff check news_reader flows tests benchmarks
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml $(LLAMA_WHEEL)
+	$(BIN)/pip install --quiet --find-links $(STATE)/wheels -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(BIN)/pip:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "News Reader needs Python 3.11"'
+	$(PYTHON) -m venv $(VENV)
+
+# llama-cpp-python has no Linux wheel on PyPI: build it once and keep the wheel.
+$(LLAMA_WHEEL): | $(BIN)/pip
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(STATE)/wheels llama-cpp-python==0.3.36
+
+$(MODEL): $(VENV)/.installed
+	news-reader llm install
+
+$(STATE)/pf/.configured: $(VENV)/.installed flows/connections/local_llm.yaml
+	pf config set telemetry.enabled=false trace.destination=none > /dev/null
+	pf connection create --file flows/connections/local_llm.yaml > /dev/null
+	touch $@
+
+clean:
+	-news-reader llm stop
+	rm -rf $(VENV) $(STATE)
