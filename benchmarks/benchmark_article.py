@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from news_reader import local_server
+from news_reader.errors import NewsReaderError
 from news_reader.pipeline import analyze, analyze_single
 from news_reader.schemas import ArticleInfo
 from news_reader.settings import LLMSettings, LocalModelSettings
@@ -63,13 +64,21 @@ def main() -> None:
         totals: dict[str, list[tuple[float, int, int]]] = {"step-by-step": [], "single prompt": []}
         for name, article in articles:
             for mode, single in (("step-by-step", False), ("single prompt", True)):
-                info, seconds = run(article, single, llm)
+                try:
+                    info, seconds = run(article, single, llm)
+                except NewsReaderError as error:
+                    print(f"\n{name} [{mode}] failed: {error.kind}: {error}", flush=True)
+                    continue
                 print_steps(name, mode, info, seconds)
                 sys.stdout.flush()
                 tokens = (sum(u.prompt_tokens for u in info.usage), sum(u.completion_tokens for u in info.usage))
                 totals[mode].append((seconds, *tokens))
         print(f"\nmodel {llm.model}; {len(articles)} articles")
         for mode, rows in totals.items():
+            if len(rows) < len(articles):
+                print(f"  {mode:<14} {len(articles) - len(rows)} of {len(articles)} articles failed")
+            if not rows:
+                continue
             seconds = [r[0] for r in rows]
             print(f"  {mode:<14} mean {statistics.mean(seconds):5.1f} s, max {max(seconds):5.1f} s, "
                   f"mean tokens {statistics.mean(r[1] for r in rows):6.0f} prompt "

@@ -54,7 +54,7 @@ class LLMClient:
             try:
                 text = self._complete(messages, output_type, usage)
                 try:
-                    value = _parse(text, output_type, context)
+                    value = parse_output(text, output_type, context)
                 except ValueError as error:
                     messages += [
                         {"role": "assistant", "content": text},
@@ -62,7 +62,7 @@ class LLMClient:
                     ]
                     text = self._complete(messages, output_type, usage)
                     try:
-                        value = _parse(text, output_type, context)
+                        value = parse_output(text, output_type, context)
                     except ValueError as second:
                         raise InvalidModelOutput(f"{step}: model output is invalid: {_summary(second)}", text) from None
             except NewsReaderError as error:
@@ -165,7 +165,7 @@ def _is_retryable(error: BaseException) -> bool:
     return False
 
 
-def _parse(text: str, output_type: type[T], context: dict | None) -> T:
+def parse_output(text: str, output_type: type[T], context: dict | None = None) -> T:
     """Validate JSON text (tolerating a Markdown fence around it) against the model."""
     body = text.strip()
     if body.startswith("```"):

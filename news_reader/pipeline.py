@@ -10,9 +10,9 @@ from opentelemetry import trace
 from news_reader.article import prepare_article
 from news_reader.llm import get_client
 from news_reader.prompting import DEFAULT_VARIANT
-from news_reader.schemas import ArticleExtraction, ArticleInfo, BusinessesInvolved, StepUsage
+from news_reader.schemas import ArticleInfo, BusinessesInvolved, StepUsage
 from news_reader.settings import LLMSettings, PipelineSettings
-from news_reader.steps import analyze_businesses, assemble, render_step, run_step
+from news_reader.steps import analyze_businesses, assemble, extract_all, render_step, run_step
 
 _tracer = trace.get_tracer("news_reader")
 
@@ -53,6 +53,4 @@ def analyze_single(
     client, limits = get_client(llm or LLMSettings()), pipeline or PipelineSettings()
     with _tracer.start_as_current_span("news_reader.analyze_single"):
         text = prepare_article(article, limits.max_article_chars)
-        extraction, usage = run_step(client, "single_prompt", render_step("single_prompt", text), text)
-        assert isinstance(extraction, ArticleExtraction)
-        return assemble(extraction, extraction, extraction.business_info, [usage], [])
+        return extract_all(client, render_step("single_prompt", text), text)

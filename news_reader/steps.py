@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from opentelemetry import trace
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from news_reader.errors import NewsReaderError
-from news_reader.llm import LLMClient
+from news_reader.errors import InvalidModelOutput, NewsReaderError
+from news_reader.llm import LLMClient, parse_output
 from news_reader.prompting import DEFAULT_VARIANT, output_format, render
 from news_reader.schemas import (
     ArticleExtraction,
@@ -108,6 +108,30 @@ def assemble(
         usage=usage,
         errors=errors,
     )
+
+
+def extract_all(client: LLMClient, prompt: str, article: str) -> ArticleInfo:
+    """The single-prompt step. An answer whose only fault is ungrounded quotes (after the repair round) is kept,
+    with those businesses moved to `errors`, so that one bad quote does not lose the article."""
+    try:
+        extraction, usage = run_step(client, "single_prompt", prompt, article)
+    except InvalidModelOutput as error:
+        try:
+            extraction = parse_output(error.raw_output, ArticleExtraction)
+        except ValueError:
+            raise error from None
+        infos, errors = [], []
+        for entry in extraction.business_info:
+            try:
+                infos.append(BusinessSpecificInfo.model_validate(entry.model_dump(), context={"article": article}))
+            except ValidationError as invalid:
+                message = "; ".join(e["msg"] for e in invalid.errors(include_url=False))
+                errors.append(
+                    StepError(step="single_prompt", business=entry.business, kind=error.kind, message=message)
+                )
+        return assemble(extraction, extraction, infos, [error.usage], errors)
+    assert isinstance(extraction, ArticleExtraction)
+    return assemble(extraction, extraction, extraction.business_info, [usage], [])
 
 
 def current_trace_id() -> str:

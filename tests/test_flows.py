@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,19 @@ def test_the_single_prompt_flow_has_the_same_output_schema(pf, fake_llm):
     assert set(result) == RESULT_KEYS
     assert [b["business"] for b in result["business_info"]] == ["Globex"]
     assert len(fake_llm.seen) == 1
+
+
+@pytest.mark.parametrize("flow", [FLOW, SINGLE_FLOW], ids=["news_reader", "news_reader_single"])
+def test_the_flows_pass_prompt_flow_validation(pf, flow):
+    result = pf.flows.validate(flow=flow)
+    assert result.passed, result
+
+
+def test_a_batch_run_completes_and_counts_a_failed_line(pf, business_script, tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps({"article": a}) for a in [ARTICLE, "   "]) + "\n")
+    run = pf.run(flow=FLOW, data=data, column_mapping={"article": "${data.article}"},
+                 variant="${business_category_prompt.variant_1}")
+    assert pf.runs.get(run.name).status == "Completed"
+    details = pf.get_details(run)
+    assert list(details["outputs.title"]) == ["Acme profits soar as Globex deal collapses", "(Failed)"]

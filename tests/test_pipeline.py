@@ -1,5 +1,8 @@
 """The plain-Python pipeline: the step graph, fan-out, and what happens when parts fail."""
 
+import pytest
+
+from news_reader.errors import InvalidModelOutput
 from news_reader.pipeline import analyze, analyze_single
 from news_reader.settings import PipelineSettings
 from tests.conftest import ACME_QUOTE, ARTICLE, GLOBEX_ANSWER, GLOBEX_QUOTE, SPORT_ARTICLE
@@ -74,6 +77,25 @@ def test_the_single_prompt_baseline_gives_the_same_shape_from_one_call(fake_llm,
     info = analyze_single(ARTICLE, fake_settings)
     assert [b.business for b in info.business_info] == ["Acme Corp"]
     assert [u.step for u in info.usage] == ["single_prompt"] and len(fake_llm.seen) == 1
+
+
+def test_the_single_prompt_keeps_the_article_when_only_one_quote_is_invented(fake_llm, fake_settings):
+    invented = {**GLOBEX_ANSWER, "relevant_substring": "Globex will open twenty rocket skate shops in Asia next year"}
+    fake_llm.script("ArticleExtraction", answer({
+        "title": "T", "summary": "S.", "is_about_business": True,
+        "business_info": [{"business": "Acme Corp", "stock_price_change": "increase", "reason": "r.",
+                           "relevant_substring": ACME_QUOTE}, invented],
+    }))
+    info = analyze_single(ARTICLE, fake_settings)
+    assert [b.business for b in info.business_info] == ["Acme Corp"]
+    assert [(e.business, e.kind) for e in info.errors] == [("Globex", "invalid_model_output")]
+    assert info.usage[0].calls == 2
+
+
+def test_the_single_prompt_fails_clearly_when_the_answer_is_not_json(fake_llm, fake_settings):
+    fake_llm.script("ArticleExtraction", raw("I cannot answer that."))
+    with pytest.raises(InvalidModelOutput, match="single_prompt: model output is invalid"):
+        analyze_single(ARTICLE, fake_settings)
 
 
 def test_the_single_prompt_drops_businesses_of_a_non_business_article(fake_llm, fake_settings):

@@ -1,4 +1,6 @@
 
+from typing import Union
+
 from llm_connection import client_for
 from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
 from promptflow.core import tool
@@ -9,7 +11,7 @@ from news_reader.steps import analyze_businesses
 
 @tool
 def analyze(
-    connection: AzureOpenAIConnection | OpenAIConnection, model: str, article: str, businesses: list
+    connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str, article: str, businesses: list
 ) -> dict:
     """Fan out over the businesses with a bounded number of concurrent LLM calls; failures are recorded."""
     client = client_for(connection, model)
