@@ -45,33 +45,36 @@ class LLMClient:
         self._backoff = wait_random_exponential(multiplier=0.5, max=settings.max_retry_wait_s)
 
     def extract(self, step: str, prompt: str, output_type: type[T], context: dict | None = None) -> tuple[T, StepUsage]:
-        """Ask for `output_type`; on invalid output, show the model its error once, then raise InvalidModelOutput."""
+        """The validated answer and what it cost. Errors carry the cost too, as `error.usage`."""
         usage = StepUsage(step=step)
         started = time.perf_counter()
-        messages = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": prompt}]
         with _tracer.start_as_current_span(f"news_reader.{step}") as span:
             span.set_attribute("gen_ai.request.model", self.settings.model)
             try:
-                text = self._complete(messages, output_type, usage)
-                try:
-                    value = parse_output(text, output_type, context)
-                except ValueError as error:
-                    messages += [
-                        {"role": "assistant", "content": text},
-                        {"role": "user", "content": _repair_request(error)},
-                    ]
-                    text = self._complete(messages, output_type, usage)
-                    try:
-                        value = parse_output(text, output_type, context)
-                    except ValueError as second:
-                        raise InvalidModelOutput(f"{step}: model output is invalid: {_summary(second)}", text) from None
+                return self._valid_answer(step, prompt, output_type, context, usage), usage
             except NewsReaderError as error:
-                error.usage = usage  # a failed step still spent tokens
+                error.usage = usage
                 raise
             finally:
                 usage.latency_ms = round((time.perf_counter() - started) * 1000)
                 span.set_attributes(_span_usage(usage))
-        return value, usage
+
+    def _valid_answer(
+        self, step: str, prompt: str, output_type: type[T], context: dict | None, usage: StepUsage
+    ) -> T:
+        """Ask; on invalid output, show the model its error once; then give up with InvalidModelOutput."""
+        messages = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": prompt}]
+        text = self._complete(messages, output_type, usage)
+        try:
+            return parse_output(text, output_type, context)
+        except ValueError as error:
+            repair = f"Your answer was not valid: {error}. Answer again with corrected JSON only."
+            messages += [{"role": "assistant", "content": text}, {"role": "user", "content": repair}]
+        text = self._complete(messages, output_type, usage)
+        try:
+            return parse_output(text, output_type, context)
+        except ValueError as error:
+            raise InvalidModelOutput(f"{step}: model output is invalid: {error}", text) from None
 
     def _complete(self, messages: list[dict], output_type: type[BaseModel], usage: StepUsage) -> str:
         retrying = Retrying(
@@ -173,21 +176,8 @@ def parse_output(text: str, output_type: type[T], context: dict | None = None) -
     try:
         return output_type.model_validate_json(body, context=context)
     except ValidationError as err:
-        raise ValueError(_summary(err)) from err
-
-
-def _summary(error: Exception) -> str:
-    if isinstance(error.__cause__, ValidationError):
-        error = error.__cause__
-    if isinstance(error, ValidationError):
-        return "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in error.errors(include_url=False)
-        )
-    return str(error)
-
-
-def _repair_request(error: Exception) -> str:
-    return f"Your answer was not valid: {_summary(error)}. Answer again with corrected JSON only."
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in err.errors(include_url=False)]
+        raise ValueError("; ".join(problems)) from err
 
 
 def _error_message(error: openai.APIStatusError) -> str:

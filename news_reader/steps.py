@@ -6,6 +6,7 @@ import contextvars
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
@@ -42,8 +43,9 @@ class BusinessAnalyses:
     errors: list[StepError]
 
 
+@cache
 def output_formats() -> dict[str, str]:
-    """The answer format of every step, as the prompt templates' `output_format` variable."""
+    """The answer format of every step, as the prompt templates' `output_format` variable (do not mutate)."""
     return {step: output_format(model) for step, model in STEP_OUTPUTS.items()}
 
 
