@@ -33,7 +33,7 @@ test: setup
 
 # A shell with the venv and the project's Prompt flow home, for news-reader, pf and pytest by hand.
 shell: setup
-	@echo "News Reader shell (exit to leave)"; bash -i
+	@echo "News Reader shell (exit to leave)"; HISTFILE=$(CURDIR)/$(STATE)/shell_history bash -i
 
 lint: $(VENV)/.installed
 	ruff check news_reader flows tests benchmarks
@@ -54,7 +54,9 @@ $(LLAMA_WHEEL): | $(BIN)/pip
 $(MODEL): $(VENV)/.installed
 	news-reader llm install
 
-$(STATE)/pf/.configured: $(VENV)/.installed flows/connections/local_llm.yaml
+$(STATE)/pf/.configured: $(VENV)/.installed flows/connections/local_llm.yaml flows/pf-config.yaml
+	mkdir -p $(STATE)/pf
+	[ -f $(STATE)/pf/pf.yaml ] || cp flows/pf-config.yaml $(STATE)/pf/pf.yaml
 	pf config set telemetry.enabled=false trace.destination=none > /dev/null
 	pf connection create --file flows/connections/local_llm.yaml > /dev/null
 	touch $@

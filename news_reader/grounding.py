@@ -6,8 +6,9 @@ import re
 
 from rapidfuzz import fuzz
 
-# How close (0-100) a quote must be to an article span to be taken as that span.
-MIN_SIMILARITY = 90.0
+# How close (0-100) a quote must be to an article span to be taken as that span. Measured on real outputs: quotes
+# with a dropped or merged word score 80-90, invented sentences about the same companies 45-65.
+MIN_SIMILARITY = 80.0
 _TYPOGRAPHIC = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
 _STRIP = " \"'.,;:"
 
@@ -31,8 +32,11 @@ def ground_quote(quote: str, article: str, min_words: int, max_words: int) -> st
             return None
         start, end = alignment.dest_start, alignment.dest_end
     words = [m.span() for m in re.finditer(r"\S+", article)]
-    first = next(i for i, (_, e) in enumerate(words) if e > start)
-    last = max(i for i, (s, _) in enumerate(words) if s < end)
+    # A word belongs to the quote when the match covers at least half of it (alignments can start mid-word).
+    inside = [i for i, (s, e) in enumerate(words) if 2 * (min(e, end) - max(s, start)) >= e - s]
+    if not inside:
+        return None
+    first, last = inside[0], inside[-1]
     while last - first + 1 < min_words and (first > 0 or last < len(words) - 1):
         if last < len(words) - 1:
             last += 1

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,9 @@ os.environ["XDG_DATA_HOME"] = str(_STATE / "pf-tests" / "xdg")
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
 os.environ["APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED"] = "true"
 os.environ["PF_DISABLE_TRACING"] = "true"
-if not (_STATE / "pf-tests" / "pf.yaml").is_file():  # pf's config file: the only switch for its telemetry
-    subprocess.run([sys.executable, "-m", "promptflow._cli._pf.entry", "config", "set",
-                    "telemetry.enabled=false", "trace.destination=none"], check=True, capture_output=True)
+if not (_STATE / "pf-tests" / "pf.yaml").is_file():  # pf's config file is the only switch for its telemetry
+    (_STATE / "pf-tests").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "flows" / "pf-config.yaml", _STATE / "pf-tests" / "pf.yaml")
 
 from tests.fake_llm import FakeLLM, answer  # noqa: E402
 

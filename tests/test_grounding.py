@@ -25,6 +25,12 @@ def test_a_near_verbatim_quote_is_snapped_to_the_article_span():
     assert ground("strong sale of rocket skates in Europe and Asia") == expected
 
 
+def test_a_quote_with_dropped_words_is_snapped_to_the_article_sentence():
+    article = "Time Warner said on Friday that it now owns 8% of search-engine Google. But its own business lost."
+    result = ground_quote("TimeWarner now owns 8% of search-engine Google.", article, 8, 25)
+    assert result == "that it now owns 8% of search-engine Google"
+
+
 def test_an_invented_quote_is_refused():
     assert ground("Acme will close all its factories next year") is None
 
