@@ -108,3 +108,10 @@ def test_a_batch_run_completes_and_counts_a_failed_line(pf, business_script, tmp
     assert pf.runs.get(run.name).status == "Completed"
     details = pf.get_details(run)
     assert list(details["outputs.title"]) == ["Acme profits soar as Globex deal collapses", "(Failed)"]
+
+
+def test_with_tracing_on_the_trace_id_is_the_flow_runs_opentelemetry_trace(pf, business_script):
+    env = {"PF_DISABLE_TRACING": "false", "NEWS_READER_LLM_MAX_RETRY_WAIT_S": "5"}
+    result = pf.flows.test(flow=FLOW, inputs={"article": ARTICLE}, environment_variables=env, dump_test_result=True)
+    detail = json.loads((FLOW / ".promptflow" / "flow.detail.json").read_text())
+    assert detail["flow_runs"][0]["otel_trace_id"] == "0x" + result["trace_id"]
