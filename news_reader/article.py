@@ -9,6 +9,7 @@ from news_reader.errors import InvalidArticle
 
 # Share of control or unassigned characters above which input is treated as binary, not text.
 _MAX_ODD_CHAR_SHARE = 0.01
+HEADLINE_MAX_WORDS = 20
 
 
 def decode(data: bytes) -> str:
@@ -37,6 +38,8 @@ def prepare_article(raw: str | bytes, max_chars: int) -> str:
     text = re.sub(r"[ \t\f\v]+", " ", text)
     text = re.sub(r" *\n *", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    # The prompts fence the article with <article> tags; an article must not close the fence itself.
+    text = re.sub(r"<(/?)(article)", "\u2039\\1\\2", text, flags=re.IGNORECASE)
     if not text:
         raise InvalidArticle("article is empty")
     if len(text) > max_chars:
@@ -44,6 +47,16 @@ def prepare_article(raw: str | bytes, max_chars: int) -> str:
             f"article has {len(text):,} characters; the limit is {max_chars:,} (NEWS_READER_MAX_ARTICLE_CHARS)"
         )
     return text
+
+
+def headline(article: str) -> str | None:
+    """The first line when it reads as a headline: a short line of its own, then a blank line, then the text."""
+    first, blank, rest = article.partition("\n\n")
+    if not blank or "\n" in first or not rest.strip():
+        return None
+    if not 1 <= len(first.split()) <= HEADLINE_MAX_WORDS or first[-1] in ".,;:":
+        return None
+    return first
 
 
 def _is_odd(ch: str) -> bool:

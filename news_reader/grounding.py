@@ -22,12 +22,12 @@ def ground_quote(quote: str, article: str, min_words: int, max_words: int) -> st
     needle = _normalise(quote).strip(_STRIP)
     if not needle:
         return None
-    haystack = _normalise(article).lower()
-    start = haystack.find(needle.lower())
+    haystack = _normalise(article)
+    start = haystack.find(needle)
     if start >= 0:
         end = start + len(needle)
     else:
-        alignment = fuzz.partial_ratio_alignment(needle.lower(), haystack)
+        alignment = fuzz.partial_ratio_alignment(needle, haystack)
         if alignment is None or alignment.score < MIN_SIMILARITY:
             return None
         start, end = alignment.dest_start, alignment.dest_end
@@ -47,5 +47,7 @@ def ground_quote(quote: str, article: str, min_words: int, max_words: int) -> st
 
 
 def _normalise(text: str) -> str:
-    """Same length as the input, so offsets map back to the original text."""
-    return re.sub(r"\s", " ", text.translate(_TYPOGRAPHIC))
+    """Lower case, plain quotes and spaces, with the same length as the input so offsets map back to it."""
+    text = re.sub(r"\s", " ", text.translate(_TYPOGRAPHIC))
+    # str.lower() can change length ("İ" becomes two characters); keep such characters as they are.
+    return "".join(low if len(low := ch.lower()) == 1 else ch for ch in text)

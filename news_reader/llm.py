@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TypeVar
 
 import openai
+from openai.types.chat import ChatCompletion
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -44,14 +45,16 @@ class LLMClient:
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
         self._backoff = wait_random_exponential(multiplier=0.5, max=settings.max_retry_wait_s)
 
-    def extract(self, step: str, prompt: str, output_type: type[T], context: dict | None = None) -> tuple[T, StepUsage]:
+    def extract(
+        self, step: str, prompt: str, output_type: type[T], max_tokens: int, context: dict | None = None
+    ) -> tuple[T, StepUsage]:
         """The validated answer and what it cost. Errors carry the cost too, as `error.usage`."""
         usage = StepUsage(step=step)
         started = time.perf_counter()
         with _tracer.start_as_current_span(f"news_reader.{step}") as span:
             span.set_attribute("gen_ai.request.model", self.settings.model)
             try:
-                return self._valid_answer(step, prompt, output_type, context, usage), usage
+                return self._valid_answer(step, prompt, output_type, max_tokens, context, usage), usage
             except NewsReaderError as error:
                 error.usage = usage
                 raise
@@ -60,23 +63,23 @@ class LLMClient:
                 span.set_attributes(_span_usage(usage))
 
     def _valid_answer(
-        self, step: str, prompt: str, output_type: type[T], context: dict | None, usage: StepUsage
+        self, step: str, prompt: str, output_type: type[T], max_tokens: int, context: dict | None, usage: StepUsage
     ) -> T:
         """Ask; on invalid output, show the model its error once; then give up with InvalidModelOutput."""
         messages = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": prompt}]
-        text = self._complete(messages, output_type, usage)
+        text = self._complete(messages, output_type, max_tokens, usage)
         try:
             return parse_output(text, output_type, context)
         except ValueError as error:
             repair = f"Your answer was not valid: {error}. Answer again with corrected JSON only."
             messages += [{"role": "assistant", "content": text}, {"role": "user", "content": repair}]
-        text = self._complete(messages, output_type, usage)
+        text = self._complete(messages, output_type, max_tokens, usage)
         try:
             return parse_output(text, output_type, context)
         except ValueError as error:
             raise InvalidModelOutput(f"{step}: model output is invalid: {error}", text) from None
 
-    def _complete(self, messages: list[dict], output_type: type[BaseModel], usage: StepUsage) -> str:
+    def _complete(self, messages: list[dict], output_type: type[BaseModel], max_tokens: int, usage: StepUsage) -> str:
         retrying = Retrying(
             retry=retry_if_exception(_is_retryable),
             wait=self._wait,
@@ -85,7 +88,7 @@ class LLMClient:
             reraise=True,
         )
         try:
-            response = retrying(self._call, messages, output_type)
+            response = retrying(self._call, messages, output_type, max_tokens)
         except openai.APITimeoutError as err:
             raise LLMTimeout(f"the LLM did not answer within {self.settings.timeout_s:g} s") from err
         except openai.APIConnectionError as err:
@@ -94,6 +97,10 @@ class LLMClient:
             raise LLMRateLimited(f"the LLM is rate limited: {_error_message(err)}") from err
         except openai.APIStatusError as err:
             raise LLMRequestFailed(f"the LLM answered HTTP {err.status_code}: {_error_message(err)}") from err
+        except ValueError as err:  # HTTP 200 with a body that is not JSON
+            raise LLMRequestFailed(f"the LLM's answer is not a chat completion: {err}") from err
+        if not isinstance(response, ChatCompletion):  # e.g. a proxy's HTML page
+            raise LLMRequestFailed(f"the LLM's answer is not a chat completion: {str(response)[:120]!r}")
         usage.calls += 1
         if response.usage is not None:
             usage.prompt_tokens += response.usage.prompt_tokens
@@ -102,17 +109,21 @@ class LLMClient:
             if details is not None and details.cached_tokens is not None:
                 usage.cached_tokens = (usage.cached_tokens or 0) + details.cached_tokens
         if not response.choices or response.choices[0].message.content is None:
-            raise InvalidModelOutput("the LLM returned no content", "")
-        return response.choices[0].message.content
+            raise InvalidModelOutput(f"{usage.step}: the LLM returned no content", "")
+        choice = response.choices[0]
+        if choice.finish_reason == "length":  # a repair round would be cut off too
+            message = f"{usage.step}: the answer was cut off at {max_tokens} tokens"
+            raise InvalidModelOutput(message, choice.message.content)
+        return choice.message.content
 
-    def _call(self, messages: list[dict], output_type: type[BaseModel]):
+    def _call(self, messages: list[dict], output_type: type[BaseModel], max_tokens: int) -> ChatCompletion:
         with self._slots:
             return self._openai.chat.completions.create(
                 model=self.settings.model,
                 messages=messages,
                 response_format=response_format(output_type, self.structured_output),
                 temperature=self.settings.temperature,
-                max_tokens=self.settings.max_tokens,
+                max_tokens=max_tokens,
             )
 
     def _wait(self, state: RetryCallState) -> float:

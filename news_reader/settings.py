@@ -56,7 +56,6 @@ class LLMSettings(BaseSettings):
     azure_ad_auth: bool = False
     structured_output: StructuredOutput = "auto"
     temperature: float = 0.0
-    max_tokens: int = 400
     timeout_s: float = 300.0
     max_retries: int = 3
     max_retry_wait_s: float = 60.0

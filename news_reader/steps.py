@@ -11,6 +11,7 @@ from functools import cache
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
+from news_reader.article import headline
 from news_reader.errors import InvalidModelOutput, NewsReaderError
 from news_reader.llm import LLMClient, parse_output
 from news_reader.prompting import DEFAULT_VARIANT, output_format, render
@@ -32,8 +33,25 @@ STEP_OUTPUTS: dict[str, type[BaseModel]] = {
     "business_analysis": BusinessSpecificInfo,
     "single_prompt": ArticleExtraction,
 }
+# Completion budget per step, well above the longest answers measured on the local model (general_info 62,
+# business_category 7, businesses_involved 11, business_analysis 109, single_prompt 165 tokens for one company),
+# so that a runaway generation stops early and a cut-off answer is reported as such.
+STEP_MAX_TOKENS = {
+    "general_info": 250,
+    "business_category": 50,
+    "businesses_involved": 200,
+    "business_analysis": 300,
+    "single_prompt": 1200,
+}
 # Steps whose answer quotes the article: the article goes into validation so quotes are checked.
 _QUOTING_STEPS = {"business_analysis", "single_prompt"}
+
+
+@dataclass
+class BusinessesFound:
+    businesses: list[str]
+    usage: StepUsage | None
+    error: StepError | None
 
 
 @dataclass
@@ -51,11 +69,23 @@ def output_formats() -> dict[str, str]:
 
 def run_step(client: LLMClient, step: str, prompt: str, article: str) -> tuple[BaseModel, StepUsage]:
     context = {"article": article} if step in _QUOTING_STEPS else None
-    return client.extract(step, prompt, STEP_OUTPUTS[step], context)
+    return client.extract(step, prompt, STEP_OUTPUTS[step], STEP_MAX_TOKENS[step], context)
 
 
 def render_step(step: str, article: str, variant: str = DEFAULT_VARIANT, **variables: str) -> str:
     return render(step, variant, article=article, output_format=output_formats()[step], **variables)
+
+
+def find_businesses(client: LLMClient, prompt: str, article: str) -> BusinessesFound:
+    """The businesses the article is about. A failure is recorded, not raised: the title, summary and
+    classification already paid for must survive it."""
+    try:
+        involved, usage = run_step(client, "businesses_involved", prompt, article)
+    except NewsReaderError as error:
+        failure = StepError(step="businesses_involved", kind=error.kind, message=str(error))
+        return BusinessesFound([], getattr(error, "usage", None), failure)
+    assert isinstance(involved, BusinessesInvolved)
+    return BusinessesFound(involved.businesses, usage, None)
 
 
 def analyze_businesses(
@@ -81,10 +111,10 @@ def analyze_businesses(
         for name, future in zip(chosen, futures, strict=True):
             try:
                 info, usage = future.result()
-            except NewsReaderError as error:
-                result.errors.append(
-                    StepError(step="business_analysis", business=name, kind=error.kind, message=str(error))
-                )
+            except Exception as error:  # whatever fails, one business must not lose the others
+                kind = error.kind if isinstance(error, NewsReaderError) else "unexpected_error"
+                message = str(error) if isinstance(error, NewsReaderError) else f"{type(error).__name__}: {error}"
+                result.errors.append(StepError(step="business_analysis", business=name, kind=kind, message=message))
                 usage = getattr(error, "usage", None)
             else:
                 result.infos.append(info.model_copy(update={"business": name}))
@@ -94,15 +124,16 @@ def analyze_businesses(
 
 
 def assemble(
+    article: str,
     general: GeneralInfo,
     category: BusinessCategory,
     business_info: list[BusinessSpecificInfo],
     usage: list[StepUsage],
     errors: list[StepError],
 ) -> ArticleInfo:
-    """The result; a non-business article never carries business entries."""
+    """The result. A headline in the text is the title, verbatim; a non-business article has no business entries."""
     return ArticleInfo(
-        title=general.title,
+        title=headline(article) or general.title,
         summary=general.summary,
         is_about_business=category.is_about_business,
         business_info=business_info if category.is_about_business else [],
@@ -131,9 +162,9 @@ def extract_all(client: LLMClient, prompt: str, article: str) -> ArticleInfo:
                 errors.append(
                     StepError(step="single_prompt", business=entry.business, kind=error.kind, message=message)
                 )
-        return assemble(extraction, extraction, infos, [error.usage], errors)
+        return assemble(article, extraction, extraction, infos, [error.usage], errors)
     assert isinstance(extraction, ArticleExtraction)
-    return assemble(extraction, extraction, extraction.business_info, [usage], [])
+    return assemble(article, extraction, extraction, extraction.business_info, [usage], [])
 
 
 def current_trace_id() -> str:

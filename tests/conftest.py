@@ -31,7 +31,8 @@ Meanwhile Globex, its rival, said its planned takeover of Initech had collapsed 
 about competition.
 """
 ACME_QUOTE = "Acme Corp said on Monday that its quarterly profits rose by 40%"
-GLOBEX_QUOTE = "Globex, its rival, said its planned takeover of Initech had collapsed"
+# Crosses a line break, as quotes from hard-wrapped articles do.
+GLOBEX_QUOTE = "Initech had collapsed after regulators raised concerns\nabout competition"
 ACME_ANSWER = {"business": "Acme Corp", "stock_price_change": "increase", "reason": "Profits rose by 40%.",
                "relevant_substring": ACME_QUOTE}
 GLOBEX_ANSWER = {"business": "Globex", "stock_price_change": "decrease", "reason": "Its takeover collapsed.",

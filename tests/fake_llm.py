@@ -18,6 +18,8 @@ _BUSINESS = re.compile(r'Consider the company "(?P<name>[^"]+)"')
 class Reply:
     status: int = 200
     content: str | None = None
+    body: str | None = None  # sent as is instead of a chat completion
+    finish_reason: str = "stop"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 100, "completion_tokens": 20})
@@ -29,6 +31,11 @@ def answer(obj: dict, **usage: int) -> Reply:
 
 def raw(text: str) -> Reply:
     return Reply(content=text)
+
+
+def html_page(text: str = "<html><body>Gateway says hello</body></html>") -> Reply:
+    """What a misconfigured proxy answers: HTTP 200, not JSON."""
+    return Reply(body=text)
 
 
 def error(status: int, retry_after: float | None = None) -> Reply:
@@ -98,6 +105,8 @@ def request_key(body: dict) -> str:
 
 
 def _response(reply: Reply, body: dict) -> Response:
+    if reply.body is not None:
+        return Response(reply.body, status=reply.status, mimetype="text/html")
     if reply.status != 200:
         payload = {"error": {"message": f"scripted HTTP {reply.status}", "type": "fake"}}
         return Response(json.dumps(payload), status=reply.status, headers=reply.headers, mimetype="application/json")
@@ -109,7 +118,7 @@ def _response(reply: Reply, body: dict) -> Response:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "fake"),
-        "choices": [{"index": 0, "finish_reason": "stop",
+        "choices": [{"index": 0, "finish_reason": reply.finish_reason,
                      "message": {"role": "assistant", "content": reply.content}}],
         "usage": usage,
     }

@@ -26,10 +26,11 @@ def free_port() -> int:
 @pytest.fixture
 def run(tmp_path):
     """Run the CLI with its local-model state in a temporary folder and a free port (no server there)."""
-    env = {**os.environ, "NEWS_READER_LOCAL_STATE_DIR": str(tmp_path / "state"),
-           "NEWS_READER_LOCAL_PORT": str(free_port()), "NEWS_READER_LLM_MAX_RETRY_WAIT_S": "1"}
+    port = str(free_port())
 
     def _run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "NEWS_READER_LOCAL_STATE_DIR": str(tmp_path / "state"),
+               "NEWS_READER_LOCAL_PORT": port, "NEWS_READER_LLM_MAX_RETRY_WAIT_S": "1"}
         return subprocess.run([CLI, *args], input=stdin, capture_output=True, env=env, timeout=60)
 
     return _run
@@ -104,6 +105,27 @@ def test_variants_take_the_prompt_flow_syntax_too(run, business_script, article_
     assert done.returncode == 0, done.stderr
     [general] = [s for s in business_script.seen if s.key == "GeneralInfo"]
     assert "at most 10 words" in general.body["messages"][1]["content"]
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(run, article_file, monkeypatch):
+    monkeypatch.setenv("NEWS_READER_LLM_TIMEOUT_S", "soon")
+    done = run("analyze", str(article_file))
+    assert done.returncode == 1
+    assert done.stderr.decode().startswith("news-reader: invalid setting: NEWS_READER_LLM_TIMEOUT_S: Input should be")
+
+
+def test_an_oversized_input_is_refused_without_reading_it_all(run, business_script):
+    huge = b"word " * 100_000
+    done = run("analyze", "--endpoint", business_script.base_url, "-", stdin=huge)
+    assert done.returncode == 1
+    assert "input is over 80,000 bytes" in done.stderr.decode()
+    assert business_script.seen == []
+
+
+def test_an_unknown_step_in_a_variant_is_a_usage_error(run, article_file):
+    done = run("analyze", "--variant", "headline=variant_1", str(article_file))
+    assert done.returncode == 2
+    assert "no step 'headline'" in done.stderr.decode()
 
 
 def test_llm_status_says_how_to_start_a_stopped_model(run):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from news_reader.pipeline import analyze
-from tests.conftest import ARTICLE, GLOBEX_ANSWER, REPO, SPORT_ARTICLE
-from tests.fake_llm import FakeLLM, answer, error, raw
+from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER, REPO, SPORT_ARTICLE
+from tests.fake_llm import FakeLLM, answer, error, raw, slow
 
 FLOW = REPO / "flows" / "news_reader"
 SINGLE_FLOW = REPO / "flows" / "news_reader_single"
@@ -71,6 +71,27 @@ def test_one_business_failing_in_the_flow_keeps_the_others(pf, business_script):
     result = run_flow(pf, env={"NEWS_READER_LLM_MAX_RETRIES": "1", "NEWS_READER_LLM_MAX_RETRY_WAIT_S": "0.2"})
     assert [b["business"] for b in result["business_info"]] == ["Globex"]
     assert [(e["business"], e["kind"]) for e in result["errors"]] == [("Acme Corp", "llm_request_failed")]
+
+
+def test_a_failure_to_find_businesses_in_the_flow_keeps_the_rest(pf, business_script):
+    business_script.script("BusinessesInvolved", raw("[]"))
+    result = run_flow(pf)
+    assert result["title"] == "Acme profits soar as Globex deal collapses" and result["business_info"] == []
+    assert [(e["step"], e["kind"]) for e in result["errors"]] == [("businesses_involved", "invalid_model_output")]
+
+
+def test_a_business_whose_answer_is_too_slow_times_out_and_the_others_are_kept(pf, business_script):
+    business_script.script("BusinessSpecificInfo:Acme Corp", slow(answer(ACME_ANSWER), 3))
+    result = run_flow(pf, env={"NEWS_READER_LLM_TIMEOUT_S": "1", "NEWS_READER_LLM_MAX_RETRIES": "0"})
+    assert [b["business"] for b in result["business_info"]] == ["Globex"]
+    assert [(e["business"], e["kind"]) for e in result["errors"]] == [("Acme Corp", "llm_timeout")]
+
+
+def test_independent_nodes_run_concurrently_in_the_flow(pf, business_script):
+    business_script.script("GeneralInfo", slow(answer({"title": "T", "summary": "S."}), 0.5))
+    business_script.script("BusinessCategory", slow(answer({"is_about_business": False}), 0.5))
+    run_flow(pf)
+    assert business_script.max_in_flight == 2
 
 
 def test_a_variant_is_selected_with_the_node_variant_syntax(pf, business_script):

@@ -31,6 +31,11 @@ def test_a_quote_with_dropped_words_is_snapped_to_the_article_sentence():
     assert result == "that it now owns 8% of search-engine Google"
 
 
+def test_characters_whose_lower_case_is_longer_do_not_shift_the_quote():
+    article = "\u0130stanbul \u0130zmir \u0130nan. " + ARTICLE
+    assert ground_quote("its forecast for the full year", article, 3, 25) == "its forecast for the full year"
+
+
 def test_an_invented_quote_is_refused():
     assert ground("Acme will close all its factories next year") is None
 

@@ -18,27 +18,27 @@ from news_reader.llm import LLMClient, response_format
 from news_reader.schemas import BusinessCategory, BusinessSpecificInfo, GeneralInfo
 from news_reader.settings import LLMSettings
 from tests.conftest import ACME_QUOTE, ARTICLE
-from tests.fake_llm import answer, error, raw, slow
+from tests.fake_llm import Reply, answer, error, html_page, raw, slow
 
 GOOD = {"title": "T", "summary": "S."}
 
 
 def test_returns_validated_answer_and_counts_tokens(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", answer(GOOD, prompt_tokens=700, completion_tokens=30, cached_tokens=600))
-    value, usage = LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo)
+    value, usage = LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert value == GeneralInfo(title="T", summary="S.")
     assert (usage.calls, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (1, 700, 30, 600)
 
 
 def test_cached_tokens_are_unknown_when_the_server_does_not_report_them(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", answer(GOOD))
-    _, usage = LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo)
+    _, usage = LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert usage.cached_tokens is None
 
 
 def test_local_style_servers_get_the_schema_inside_json_object(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", answer(GOOD))
-    LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo)
+    LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     sent = fake_llm.seen[0].body["response_format"]
     assert sent == {"type": "json_object", "schema": GeneralInfo.model_json_schema()}
 
@@ -56,7 +56,7 @@ def test_openai_and_azure_get_strict_json_schema():
 
 def test_system_prompt_comes_first_and_the_prompt_follows(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", answer(GOOD))
-    LLMClient(fake_settings).extract("general_info", "the prompt", GeneralInfo)
+    LLMClient(fake_settings).extract("general_info", "the prompt", GeneralInfo, 100)
     messages = fake_llm.seen[0].body["messages"]
     assert [m["role"] for m in messages] == ["system", "user"]
     assert messages[1]["content"] == "the prompt"
@@ -64,7 +64,7 @@ def test_system_prompt_comes_first_and_the_prompt_follows(fake_llm, fake_setting
 
 def test_rate_limit_is_retried_after_the_time_the_server_asks_for(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", error(429, retry_after=1), answer(GOOD))
-    value, usage = LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo)
+    value, usage = LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert value.title == "T"
     assert usage.retries == 1
     first, second = fake_llm.seen
@@ -73,7 +73,7 @@ def test_rate_limit_is_retried_after_the_time_the_server_asks_for(fake_llm, fake
 
 def test_server_errors_are_retried_with_backoff(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", error(500), error(503), answer(GOOD))
-    _, usage = LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo)
+    _, usage = LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert usage.retries == 2 and len(fake_llm.seen) == 3
 
 
@@ -81,27 +81,27 @@ def test_retries_stop_after_the_configured_number(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", error(500))
     settings = fake_settings.model_copy(update={"max_retries": 2, "max_retry_wait_s": 0.2})
     with pytest.raises(LLMRequestFailed, match="HTTP 500"):
-        LLMClient(settings).extract("general_info", "prompt", GeneralInfo)
+        LLMClient(settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert len(fake_llm.seen) == 3
 
 
 def test_a_retry_after_longer_than_we_accept_fails_at_once(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", error(429, retry_after=3600))
     with pytest.raises(LLMRateLimited):
-        LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo)
+        LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert len(fake_llm.seen) == 1
 
 
 def test_client_errors_are_not_retried(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", error(400))
     with pytest.raises(LLMRequestFailed, match="HTTP 400: scripted HTTP 400"):
-        LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo)
+        LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert len(fake_llm.seen) == 1
 
 
 def test_malformed_output_is_repaired_once_with_the_error_shown_to_the_model(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", raw('{"title": "T"'), answer(GOOD))
-    value, usage = LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo)
+    value, usage = LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert value.summary == "S."
     assert usage.calls == 2 and usage.prompt_tokens == 200
     repair = fake_llm.seen[1].body["messages"]
@@ -112,14 +112,14 @@ def test_malformed_output_is_repaired_once_with_the_error_shown_to_the_model(fak
 def test_output_still_invalid_after_repair_is_a_typed_error(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", answer({"title": "T", "summary": "S.", "extra": 1}))
     with pytest.raises(InvalidModelOutput, match="extra: Extra inputs are not permitted") as caught:
-        LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo)
+        LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert caught.value.usage.calls == 2
     assert '"extra": 1' in caught.value.raw_output
 
 
 def test_markdown_fenced_json_is_accepted(fake_llm, fake_settings):
     fake_llm.script("BusinessCategory", raw('```json\n{"is_about_business": false}\n```'))
-    value, _ = LLMClient(fake_settings).extract("business_category", "prompt", BusinessCategory)
+    value, _ = LLMClient(fake_settings).extract("business_category", "prompt", BusinessCategory, 100)
     assert value.is_about_business is False
 
 
@@ -129,7 +129,7 @@ def test_a_quote_not_in_the_article_is_sent_back_for_repair(fake_llm, fake_setti
     grounded = {**invented, "relevant_substring": ACME_QUOTE}
     fake_llm.script("BusinessSpecificInfo", answer(invented), answer(grounded))
     value, _ = LLMClient(fake_settings).extract(
-        "business_analysis", "prompt", BusinessSpecificInfo, context={"article": ARTICLE}
+        "business_analysis", "prompt", BusinessSpecificInfo, 100, context={"article": ARTICLE}
     )
     assert value.relevant_substring == ACME_QUOTE
     assert "not in the article" in fake_llm.seen[1].body["messages"][3]["content"]
@@ -139,7 +139,7 @@ def test_a_slow_server_times_out_with_a_typed_error(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", slow(answer(GOOD), 2.0))
     settings = fake_settings.model_copy(update={"timeout_s": 0.5, "max_retries": 1, "max_retry_wait_s": 0.1})
     with pytest.raises(LLMTimeout, match="0.5 s"):
-        LLMClient(settings).extract("general_info", "prompt", GeneralInfo)
+        LLMClient(settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert len(fake_llm.seen) == 2
 
 
@@ -149,12 +149,26 @@ def test_an_unreachable_server_is_a_typed_error():
         port = sock.getsockname()[1]
     settings = LLMSettings(base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, max_retry_wait_s=0.1)
     with pytest.raises(LLMUnavailable, match=f"127.0.0.1:{port}"):
-        LLMClient(settings).extract("general_info", "prompt", GeneralInfo)
+        LLMClient(settings).extract("general_info", "prompt", GeneralInfo, 100)
 
 
 def test_concurrent_calls_are_capped(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", slow(answer(GOOD), 0.3))
     client = LLMClient(fake_settings.model_copy(update={"max_concurrency": 2}))
     with ThreadPoolExecutor(max_workers=6) as pool:
-        list(pool.map(lambda _: client.extract("general_info", "p", GeneralInfo), range(6)))
+        list(pool.map(lambda _: client.extract("general_info", "p", GeneralInfo, 100), range(6)))
     assert fake_llm.max_in_flight == 2
+
+
+def test_a_page_that_is_not_a_chat_completion_is_a_typed_error(fake_llm, fake_settings):
+    fake_llm.script("GeneralInfo", html_page())
+    with pytest.raises(LLMRequestFailed, match="not a chat completion: '<html>"):
+        LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
+
+
+def test_an_answer_cut_off_at_the_token_limit_is_reported_without_a_pointless_repair(fake_llm, fake_settings):
+    fake_llm.script("GeneralInfo", Reply(content='{"title": "T", "summ', finish_reason="length"))
+    with pytest.raises(InvalidModelOutput, match="general_info: the answer was cut off at 100 tokens"):
+        LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
+    assert len(fake_llm.seen) == 1
+    assert fake_llm.seen[0].body["max_tokens"] == 100

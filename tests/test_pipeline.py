@@ -2,7 +2,7 @@
 
 import pytest
 
-from news_reader.errors import InvalidModelOutput
+from news_reader.errors import InvalidModelOutput, LLMRequestFailed
 from news_reader.pipeline import analyze, analyze_single
 from news_reader.settings import PipelineSettings
 from tests.conftest import ACME_QUOTE, ARTICLE, GLOBEX_ANSWER, GLOBEX_QUOTE, SPORT_ARTICLE
@@ -54,6 +54,55 @@ def test_a_rate_limited_business_is_retried_not_lost(business_script, fake_setti
     info = analyze(ARTICLE, fake_settings)
     assert [b.business for b in info.business_info] == ["Acme Corp", "Globex"]
     assert [u.retries for u in info.usage if u.business == "Globex"] == [1]
+
+
+def test_a_failure_to_find_businesses_keeps_title_summary_and_classification(business_script, fake_settings):
+    business_script.script("BusinessesInvolved", raw("[]"))
+    info = analyze(ARTICLE, fake_settings)
+    assert (info.title, info.is_about_business, info.business_info) == (
+        "Acme profits soar as Globex deal collapses", True, [])
+    assert [(e.step, e.kind) for e in info.errors] == [("businesses_involved", "invalid_model_output")]
+
+
+def test_an_unexpected_error_in_one_business_keeps_the_others(business_script, fake_settings, monkeypatch):
+    from news_reader import steps
+
+    real_run_step = steps.run_step
+
+    def run_step(client, step, prompt, article):
+        if '"Globex"' in prompt:
+            raise RuntimeError("disk full")
+        return real_run_step(client, step, prompt, article)
+
+    monkeypatch.setattr(steps, "run_step", run_step)
+    info = analyze(ARTICLE, fake_settings)
+    assert [b.business for b in info.business_info] == ["Acme Corp"]
+    assert [(e.business, e.kind, e.message) for e in info.errors] == [
+        ("Globex", "unexpected_error", "RuntimeError: disk full")]
+
+
+def test_a_failed_general_info_stops_before_the_businesses_are_analysed(business_script, fake_settings):
+    business_script.script("GeneralInfo", error(400))
+    business_script.script("BusinessCategory", slow(answer({"is_about_business": True}), 0.5))
+    with pytest.raises(LLMRequestFailed, match="HTTP 400"):
+        analyze(ARTICLE, fake_settings)
+    assert not [k for k in business_script.keys_seen() if k.startswith("BusinessSpecificInfo")]
+
+
+def test_a_headline_in_the_text_is_the_title_verbatim(business_script, fake_settings):
+    business_script.script("GeneralInfo", answer({"title": "Acme Has A Great Quarter", "summary": "S."}))
+    assert analyze(ARTICLE, fake_settings).title == "Acme profits soar as Globex deal collapses"
+
+
+def test_without_a_headline_the_title_is_the_models(business_script, fake_settings):
+    business_script.script("GeneralInfo", answer({"title": "Acme has a great quarter", "summary": "S."}))
+    headless = ARTICLE.split("\n\n", 1)[1]
+    assert analyze(headless, fake_settings).title == "Acme has a great quarter"
+
+
+def test_variants_of_unknown_steps_are_refused(fake_settings):
+    with pytest.raises(ValueError, match="no such step: general"):
+        analyze(ARTICLE, fake_settings, variants={"general": "variant_1"})
 
 
 def test_businesses_over_the_limit_are_reported_not_dropped_silently(business_script, fake_settings):

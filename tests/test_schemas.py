@@ -11,6 +11,11 @@ ACME = {"business": "Acme", "stock_price_change": "increase", "reason": "Profits
         "relevant_substring": ACME_QUOTE}
 
 
+def test_a_quote_keeps_its_line_breaks_when_validated_again():
+    quote = "on Monday.\n\nThe company said its profits rose by 40% in Europe"
+    assert BusinessSpecificInfo(**{**ACME, "relevant_substring": quote}).relevant_substring == quote
+
+
 def test_blank_strings_are_refused_and_spacing_is_collapsed():
     assert GeneralInfo(title="  A \n title ", summary="S.").title == "A title"
     with pytest.raises(ValidationError, match="must not be empty"):

@@ -6,18 +6,24 @@ from news_reader.steps import assemble
 
 @tool
 def assemble_result(
-    general_info: dict, business_category: dict, businesses_involved: dict | None, business_analysis: dict | None
+    article: str,
+    general_info: dict,
+    business_category: dict,
+    businesses_involved: dict | None = None,
+    business_analysis: dict | None = None,
 ) -> dict:
     """Build the article's result; bypassed steps (non-business articles) arrive as None."""
+    found = businesses_involved or {"usage": None, "error": None}
     analysis = business_analysis or {"business_info": [], "usage": [], "errors": []}
-    steps = [general_info, business_category, businesses_involved]
-    usage = [StepUsage(**step["usage"]) for step in steps if step is not None]
+    usage = [StepUsage(**u) for u in (general_info["usage"], business_category["usage"], found["usage"]) if u]
     usage += [StepUsage(**u) for u in analysis["usage"]]
+    errors = [StepError(**e) for e in ([found["error"]] if found["error"] else []) + analysis["errors"]]
     info = assemble(
+        article,
         GeneralInfo.model_validate({k: general_info[k] for k in GeneralInfo.model_fields}),
         BusinessCategory.model_validate({k: business_category[k] for k in BusinessCategory.model_fields}),
         [BusinessSpecificInfo.model_validate(b) for b in analysis["business_info"]],
         usage,
-        [StepError(**e) for e in analysis["errors"]],
+        errors,
     )
     return info.model_dump(mode="json")

@@ -1,0 +1,18 @@
+from typing import Union
+
+from llm_connection import client_for
+from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
+from promptflow.core import tool
+
+from news_reader.steps import find_businesses
+
+
+@tool
+def find(connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str, prompt: str, article: str) -> dict:
+    """The businesses the article is about; a failure comes back as `error` so the rest of the result survives."""
+    found = find_businesses(client_for(connection, model), prompt, article)
+    return {
+        "businesses": found.businesses,
+        "usage": found.usage.model_dump() if found.usage else None,
+        "error": found.error.model_dump() if found.error else None,
+    }
