@@ -1,4 +1,3 @@
-
 from typing import Union
 
 from llm_connection import client_for
