@@ -20,23 +20,49 @@ export APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED := true
 # One line at a time: the single local server then reuses its prompt cache instead of thrashing it.
 export PF_WORKER_COUNT ?= 1
 
-.PHONY: run setup shell test lint clean
+EXPERIMENTS := $(STATE)/experiments
+# `make evaluate DATA=full CONFIG=all`: DATA is smoke, full or a JSONL path; CONFIG is default, <step>=<variant>,
+# single_prompt or all. JUDGE=--no-judge skips the LLM judge.
+DATA ?= smoke
+CONFIG ?= all
+JUDGE ?= --judge
+
+.PHONY: run setup shell test gate evaluate compare lint clean
 
 run: setup
-	news-reader llm start
-	status=0; pf flow test --flow flows/news_reader || status=$$?; news-reader llm stop; exit $$status
+	news-reader llm with -- pf flow test --flow flows/news_reader
 
 setup: $(VENV)/.installed $(MODEL) $(STATE)/pf/.configured
 
+# The suite, then the quality gate on the smoke subset with the embedded model.
 test: setup
 	pytest
+	$(MAKE) --no-print-directory gate DATA=smoke
+
+# The default flow over DATA, evaluated and checked against evaluations/thresholds.yaml.
+gate: setup
+	rm -rf $(EXPERIMENTS)/gate-$(notdir $(basename $(DATA)))
+	news-reader llm with -- python evaluations/run_experiment.py --data $(DATA) --config default $(JUDGE) \
+		--out $(EXPERIMENTS)/gate-$(notdir $(basename $(DATA)))
+	news-reader eval gate $(EXPERIMENTS)/gate-$(notdir $(basename $(DATA)))/*.json \
+		--report $(EXPERIMENTS)/gate-$(notdir $(basename $(DATA)))/gate-report.txt
+
+# A batch experiment: CONFIG over DATA, one record per configuration in .state/experiments/DATA.
+evaluate: setup
+	news-reader llm with -- python evaluations/run_experiment.py --data $(DATA) --config $(CONFIG) $(JUDGE) \
+		--out $(EXPERIMENTS)/$(notdir $(basename $(DATA)))
+
+# Side by side: every record of DATA as a Markdown table and a PNG chart.
+compare: setup
+	news-reader eval compare $(EXPERIMENTS)/$(notdir $(basename $(DATA))) \
+		--out $(EXPERIMENTS)/$(notdir $(basename $(DATA)))/compare
 
 # A shell with the venv and the project's Prompt flow home, for news-reader, pf and pytest by hand.
 shell: setup
 	@echo "News Reader shell (exit to leave)"; HISTFILE=$(CURDIR)/$(STATE)/shell_history bash -i
 
 lint: $(VENV)/.installed
-	ruff check news_reader flows tests benchmarks data
+	ruff check news_reader flows evaluations tests benchmarks data
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml $(LLAMA_WHEEL)
 	$(BIN)/pip install --quiet --find-links $(STATE)/wheels -r requirements.txt -r requirements-dev.txt

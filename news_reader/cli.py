@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import time
 from typing import TypeVar
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings
 
 from news_reader import local_model, local_server
 from news_reader.errors import InvalidArticle, NewsReaderError
+from news_reader.evaluation.cli import evaluation
 from news_reader.pipeline import analyze, analyze_single
 from news_reader.prompting import variants as step_variants
 from news_reader.schemas import ArticleInfo
@@ -97,12 +99,36 @@ def llm_stop() -> None:
     click.echo("local LLM stopped" if stopped else "local LLM was not running")
 
 
+@llm.command("with", context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def llm_with(command: tuple[str, ...]) -> None:
+    """Run COMMAND with the server up: start it if needed, and stop it afterwards only if this started it."""
+    settings = _settings(LocalModelSettings)
+    was_running = local_server.status(settings).healthy
+    try:
+        local_server.start(settings)
+    except NewsReaderError as error:
+        _fail(str(error))
+    try:
+        code = subprocess.run(command).returncode
+    except OSError as error:
+        code = 127
+        click.echo(f"news-reader: cannot run {command[0]}: {error.strerror}", err=True)
+    finally:
+        if not was_running:
+            local_server.stop(settings)
+    sys.exit(code)
+
+
 @llm.command("status")
 def llm_status() -> None:
     """Say whether the server runs and answers; exit 1 when it is not healthy."""
     current = local_server.status(_settings(LocalModelSettings))
     click.echo(current.describe())
     sys.exit(0 if current.healthy else 1)
+
+
+main.add_command(evaluation)
 
 
 def _parse_variants(specs: tuple[str, ...]) -> dict[str, str]:

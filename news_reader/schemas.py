@@ -12,7 +12,7 @@ StockPriceChange = Literal["increase", "decrease", "none"]
 QUOTE_MIN_WORDS, QUOTE_MAX_WORDS = 8, 25
 
 
-class _Schema(BaseModel):
+class StrictSchema(BaseModel):
     """Extra keys are errors, and every field is required: the shape OpenAI's strict structured outputs need."""
 
     model_config = ConfigDict(extra="forbid")
@@ -28,21 +28,21 @@ class _Schema(BaseModel):
         return value
 
 
-class GeneralInfo(_Schema):
+class GeneralInfo(StrictSchema):
     title: str = Field(
         description="The article's headline copied exactly when the text starts with one; otherwise a short headline."
     )
     summary: str = Field(description="One sentence that summarises the whole article.")
 
 
-class BusinessCategory(_Schema):
+class BusinessCategory(StrictSchema):
     is_about_business: bool = Field(
         description="true if the article is mainly about companies, markets, trade or the economy; "
         "false if it is mainly about something else, even when it mentions a company in passing."
     )
 
 
-class BusinessesInvolved(_Schema):
+class BusinessesInvolved(StrictSchema):
     businesses: list[str] = Field(
         description="Names of the companies the news is substantively about, as written in the article. "
         "Not people, governments, regulators, countries or companies mentioned only in passing. Empty if none."
@@ -58,7 +58,7 @@ class BusinessesInvolved(_Schema):
         return list(seen.values())
 
 
-class BusinessSpecificInfo(_Schema):
+class BusinessSpecificInfo(StrictSchema):
     # Evidence first: with constrained decoding, fields are generated in this order.
     business: str = Field(description="The company's name.")
     relevant_substring: str = Field(

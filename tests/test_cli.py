@@ -138,3 +138,11 @@ def test_llm_start_without_the_model_file_says_how_to_install_it(run):
     done = run("llm", "start")
     assert done.returncode == 1
     assert "run `news-reader llm install`" in done.stderr.decode()
+
+
+def test_llm_with_does_not_run_the_command_when_the_server_cannot_start(run, tmp_path):
+    marker = tmp_path / "ran"
+    done = run("llm", "with", "touch", str(marker))
+    assert done.returncode == 1
+    assert "run `news-reader llm install`" in done.stderr.decode()
+    assert not marker.exists()

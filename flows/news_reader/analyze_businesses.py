@@ -1,6 +1,5 @@
 from typing import Union
 
-from llm_connection import client_for
 from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
 from promptflow.core import tool
 
@@ -13,6 +12,10 @@ def analyze(
     connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str, article: str, businesses: list
 ) -> dict:
     """Fan out over the businesses with a bounded number of concurrent LLM calls; failures are recorded."""
+    # Imported here, not at the top: Prompt flow 1.18 loads this file without the flow folder on sys.path
+    # when a run overrides its connection (`--connections node.model=...`).
+    from llm_connection import client_for
+
     client = client_for(connection, model)
     result = analyze_businesses(client, article, businesses, PipelineSettings().max_businesses)
     return {

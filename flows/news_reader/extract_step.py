@@ -1,6 +1,5 @@
 from typing import Union
 
-from llm_connection import client_for
 from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
 from promptflow.core import tool
 
@@ -12,5 +11,9 @@ def extract(
     connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str, step: str, prompt: str, article: str
 ) -> dict:
     """Send a rendered prompt; return the validated answer's fields plus this step's `usage`."""
+    # Imported here, not at the top: Prompt flow 1.18 loads this file without the flow folder on sys.path
+    # when a run overrides its connection (`--connections node.model=...`).
+    from llm_connection import client_for
+
     value, usage = run_step(client_for(connection, model), step, prompt, article)
     return {**value.model_dump(), "usage": usage.model_dump()}

@@ -1,6 +1,5 @@
 from typing import Union
 
-from llm_connection import client_for
 from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
 from promptflow.core import tool
 
@@ -10,6 +9,10 @@ from news_reader.steps import find_businesses
 @tool
 def find(connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str, prompt: str, article: str) -> dict:
     """The businesses the article is about; a failure comes back as `error` so the rest of the result survives."""
+    # Imported here, not at the top: Prompt flow 1.18 loads this file without the flow folder on sys.path
+    # when a run overrides its connection (`--connections node.model=...`).
+    from llm_connection import client_for
+
     found = find_businesses(client_for(connection, model), prompt, article)
     return {
         "businesses": found.businesses,

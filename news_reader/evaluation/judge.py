@@ -1,0 +1,58 @@
+"""LLM-as-judge of the `reason`: is it supported by the article, and does it agree with the predicted direction?"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field
+
+from news_reader.article import headline
+from news_reader.errors import NewsReaderError
+from news_reader.evaluation.scoring import CompanyMatch, JudgedReason
+from news_reader.llm import LLMClient
+from news_reader.prompting import output_format, render
+from news_reader.schemas import StrictSchema
+
+JUDGE_MAX_TOKENS = 40
+
+
+class ReasonVerdict(StrictSchema):
+    supported: bool = Field(description="true if the reason is stated in or follows directly from the excerpt.")
+    consistent: bool = Field(description="true if the reason, taken as true, points the same way as the prediction.")
+
+
+def excerpt(article: str, quote: str) -> str:
+    """The headline and the paragraphs the quote comes from: enough context to check a reason, at a fraction of
+    the article's tokens."""
+    start = article.find(quote) if quote else -1
+    if start < 0:
+        return article
+    paragraph_breaks = [m.end() for m in re.finditer(r"\n\s*\n", article)]
+    begin = max((b for b in paragraph_breaks if b <= start), default=0)
+    end = min((m.start() for m in re.finditer(r"\n\s*\n", article) if m.start() >= start + len(quote)),
+              default=len(article))
+    title = headline(article)
+    body = article[begin:end].strip()
+    return f"{title}\n\n{body}" if title and begin > 0 else body
+
+
+def judge_reasons(client: LLMClient, article: str, matches: list[CompanyMatch]) -> list[JudgedReason]:
+    """One verdict per matched company; a failed judge call is recorded as such, not raised."""
+    results = []
+    for match in matches:
+        prompt = render(
+            "judge_reason", excerpt=excerpt(article, match.quote), business=match.business,
+            direction=match.predicted, reason=match.reason, output_format=output_format(ReasonVerdict),
+        )
+        correct = match.predicted == match.expected
+        try:
+            verdict, _ = client.extract("judge_reason", prompt, ReasonVerdict, JUDGE_MAX_TOKENS)
+        except NewsReaderError as error:
+            results.append(JudgedReason(business=match.business, passed=None, direction_correct=correct,
+                                        error=f"{error.kind}: {error}"))
+            continue
+        results.append(JudgedReason(
+            business=match.business, passed=verdict.supported and verdict.consistent, supported=verdict.supported,
+            consistent=verdict.consistent, direction_correct=correct,
+        ))
+    return results

@@ -1,0 +1,109 @@
+"""What an experiment records (runs, prompts, model, data, metrics) and the catalogue of metrics it reports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How to read a metric: its label, whether higher is better, and how to print it."""
+
+    label: str
+    higher_is_better: bool
+    unit: Literal["rate", "count", "tokens", "ms"]
+
+    def format(self, value: float | None) -> str:
+        if value is None:
+            return "n/a"
+        if self.unit == "rate":
+            return f"{value:.3f}"
+        return f"{value:,.0f}"
+
+
+# Every metric an evaluation run logs, in report order. Rates are 0..1.
+METRICS: dict[str, Metric] = {
+    "schema_valid_rate": Metric("schema-valid lines", True, "rate"),
+    "title_match_rate": Metric("title exact match (normalised)", True, "rate"),
+    "title_f1": Metric("title token F1", True, "rate"),
+    "summary_rouge_l": Metric("summary ROUGE-L vs standfirst", True, "rate"),
+    "business_accuracy": Metric("is-business accuracy", True, "rate"),
+    "business_precision": Metric("is-business precision", True, "rate"),
+    "business_recall": Metric("is-business recall", True, "rate"),
+    "company_precision": Metric("company precision", True, "rate"),
+    "company_recall": Metric("company recall", True, "rate"),
+    "company_f1": Metric("company F1", True, "rate"),
+    "direction_accuracy": Metric("direction accuracy (matched companies)", True, "rate"),
+    "grounding_rate": Metric("quotes verbatim in article", True, "rate"),
+    "judge_pass_rate": Metric("judge: reasons passed", True, "rate"),
+    "judge_agreement": Metric("judge agreement with labels", True, "rate"),
+    "judge_kappa": Metric("judge Cohen's kappa vs labels", True, "rate"),
+    "step_errors_per_article": Metric("step errors per article", False, "rate"),
+    "prompt_tokens_per_article": Metric("prompt tokens / article", False, "tokens"),
+    "completion_tokens_per_article": Metric("completion tokens / article", False, "tokens"),
+    "cached_tokens_per_article": Metric("cached tokens / article", True, "tokens"),
+    "latency_ms_mean": Metric("LLM latency / article, mean", False, "ms"),
+    "latency_ms_p95": Metric("LLM latency / article, p95", False, "ms"),
+    "lines_evaluated": Metric("lines evaluated", True, "count"),
+    "lines_failed": Metric("lines failed", False, "count"),
+}
+
+
+class DatasetRef(BaseModel):
+    path: str
+    sha256: str
+    lines: int
+
+
+class ExperimentRecord(BaseModel):
+    """One configuration (flow + variant) run over one dataset, then evaluated."""
+
+    name: str
+    created: str
+    config: str = Field(description="`default`, `<step>=<variant>` or `single_prompt`.")
+    flow: str
+    variant: str | None = Field(description="Prompt flow's variant id, e.g. ${general_info_prompt.variant_1}.")
+    flow_run: str
+    eval_run: str
+    model: str
+    endpoint: str
+    prompt_sha256: dict[str, str] = Field(description="sha256 of every prompt template the configuration used.")
+    dataset: DatasetRef
+    judge_model: str | None
+    metrics: dict[str, float | None]
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.name}.json"
+        path.write_text(self.model_dump_json(indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ExperimentRecord:
+        return cls.model_validate_json(path.read_text())
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def dataset_ref(path: Path, root: Path) -> DatasetRef:
+    """The dataset's path (relative to `root` when inside it), content hash and number of lines."""
+    resolved = path.resolve()
+    shown = resolved.relative_to(root) if resolved.is_relative_to(root) else resolved
+    return DatasetRef(path=str(shown), sha256=sha256_file(path), lines=count_lines(path))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

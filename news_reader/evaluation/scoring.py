@@ -1,0 +1,182 @@
+"""Per-article scores against the labels, and their aggregation into the run's metrics."""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from functools import cache
+
+from pydantic import BaseModel, ValidationError
+
+from news_reader.evaluation.matching import match_companies
+from news_reader.schemas import ArticleInfo
+
+
+class CompanyMatch(BaseModel):
+    """A predicted company that matches a labelled one, with both directions and what the model said."""
+
+    business: str
+    label: str
+    predicted: str
+    expected: str
+    reason: str
+    quote: str
+
+
+class LineScore(BaseModel):
+    schema_valid: bool
+    title_match: bool
+    title_f1: float
+    summary_rouge_l: float
+    business_predicted: bool
+    business_expected: bool
+    companies_tp: int
+    companies_fp: int
+    companies_fn: int
+    matches: list[CompanyMatch]
+    quotes_total: int
+    quotes_grounded: int
+    step_errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int | None
+    latency_ms: int
+
+
+class JudgedReason(BaseModel):
+    """The judge's verdict on one matched company's reason; `passed` is None when the judge call failed."""
+
+    business: str
+    passed: bool | None
+    supported: bool | None = None
+    consistent: bool | None = None
+    direction_correct: bool
+    error: str | None = None
+
+
+@cache
+def _text_evaluators():
+    """azure-ai-evaluation's token F1 and ROUGE-L; both run offline (no nltk data needed)."""
+    from azure.ai.evaluation import F1ScoreEvaluator, RougeScoreEvaluator, RougeType
+
+    return F1ScoreEvaluator(), RougeScoreEvaluator(rouge_type=RougeType.ROUGE_L)
+
+
+def normalise_title(text: str) -> str:
+    """Case, punctuation and spacing do not count: `Time-Warner, Inc.` is `time warner inc`."""
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def score_line(prediction: dict, expected: dict, article: str) -> LineScore:
+    """Scores of one flow output (`title`, `summary`, ..., `usage`, `errors`) against the article's labels."""
+    try:
+        ArticleInfo.model_validate(prediction)
+        schema_valid = True
+    except ValidationError:
+        schema_valid = False
+    f1, rouge = _text_evaluators()
+    title, summary = str(prediction.get("title") or ""), str(prediction.get("summary") or "")
+    entries = [e for e in prediction.get("business_info") or [] if isinstance(e, dict)]
+    labels = expected["companies"]
+    matches, extra, missed = match_companies([str(e.get("business", "")) for e in entries], labels)
+    by_name = {str(e.get("business", "")): e for e in entries}
+    quotes = [str(e.get("relevant_substring") or "") for e in entries]
+    usage = [u for u in prediction.get("usage") or [] if isinstance(u, dict)]
+    cached = [u.get("cached_tokens") for u in usage if u.get("cached_tokens") is not None]
+    return LineScore(
+        schema_valid=schema_valid,
+        title_match=bool(title) and normalise_title(title) == normalise_title(expected["title_reference"]),
+        title_f1=f1(response=title, ground_truth=expected["title_reference"])["f1_score"] if title else 0.0,
+        summary_rouge_l=_rouge_l(rouge, summary, expected["summary_reference"]),
+        business_predicted=prediction.get("is_about_business") is True,
+        business_expected=expected["is_about_business"],
+        companies_tp=len(matches),
+        companies_fp=len(extra),
+        companies_fn=len(missed),
+        matches=[
+            CompanyMatch(
+                business=m.predicted,
+                label=m.label["name"],
+                predicted=str(by_name[m.predicted].get("stock_price_change")),
+                expected=m.label["stock_price_change"],
+                reason=str(by_name[m.predicted].get("reason") or ""),
+                quote=str(by_name[m.predicted].get("relevant_substring") or ""),
+            )
+            for m in matches
+        ],
+        quotes_total=len(quotes),
+        quotes_grounded=sum(1 for q in quotes if q and q in article),
+        step_errors=len(prediction.get("errors") or []),
+        prompt_tokens=sum(int(u.get("prompt_tokens") or 0) for u in usage),
+        completion_tokens=sum(int(u.get("completion_tokens") or 0) for u in usage),
+        cached_tokens=sum(cached) if cached else None,
+        latency_ms=sum(int(u.get("latency_ms") or 0) for u in usage),
+    )
+
+
+def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, float | None]:
+    """The run's metrics. Company scores are micro-averaged over all companies; a rate with nothing to count is None."""
+    n = len(lines)
+    tp, fp, fn = (sum(getattr(s, k) for s in lines) for k in ("companies_tp", "companies_fp", "companies_fn"))
+    pred = [s.business_predicted for s in lines]
+    true = [s.business_expected for s in lines]
+    both = sum(p and t for p, t in zip(pred, true, strict=True))
+    matches = [m for s in lines for m in s.matches]
+    latencies = sorted(s.latency_ms for s in lines)
+    cached = [s.cached_tokens for s in lines if s.cached_tokens is not None]
+    verdicts = [j for j in judged if j.passed is not None]
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    return {
+        "schema_valid_rate": _ratio(sum(s.schema_valid for s in lines), n),
+        "title_match_rate": _ratio(sum(s.title_match for s in lines), n),
+        "title_f1": _mean([s.title_f1 for s in lines]),
+        "summary_rouge_l": _mean([s.summary_rouge_l for s in lines]),
+        "business_accuracy": _ratio(sum(p == t for p, t in zip(pred, true, strict=True)), n),
+        "business_precision": _ratio(both, sum(pred)),
+        "business_recall": _ratio(both, sum(true)),
+        "company_precision": precision,
+        "company_recall": recall,
+        "company_f1": None if precision is None or recall is None else _f1(precision, recall),
+        "direction_accuracy": _ratio(sum(m.predicted == m.expected for m in matches), len(matches)),
+        "grounding_rate": _ratio(sum(s.quotes_grounded for s in lines), sum(s.quotes_total for s in lines)),
+        "judge_pass_rate": _ratio(sum(bool(j.passed) for j in verdicts), len(verdicts)),
+        "judge_agreement": _ratio(sum(j.passed == j.direction_correct for j in verdicts), len(verdicts)),
+        "judge_kappa": cohen_kappa([bool(j.passed) for j in verdicts], [j.direction_correct for j in verdicts]),
+        "step_errors_per_article": _ratio(sum(s.step_errors for s in lines), n),
+        "prompt_tokens_per_article": _mean([s.prompt_tokens for s in lines]),
+        "completion_tokens_per_article": _mean([s.completion_tokens for s in lines]),
+        "cached_tokens_per_article": _mean(cached) if len(cached) == n else None,
+        "latency_ms_mean": _mean(latencies),
+        "latency_ms_p95": latencies[max(0, math.ceil(0.95 * n) - 1)] if n else None,
+        "lines_evaluated": float(n),
+    }
+
+
+def _rouge_l(rouge, summary: str, reference: str) -> float:
+    if not summary:
+        return 0.0
+    return rouge(response=summary, ground_truth=reference)["rouge_properties"]["rouge_f1_score"]
+
+
+def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
+    """Agreement beyond chance between two raters; None when chance agreement is total (kappa is undefined)."""
+    n = len(a)
+    if n == 0:
+        return None
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    pa, pb = sum(a) / n, sum(b) / n
+    chance = pa * pb + (1 - pa) * (1 - pb)
+    return None if chance == 1 else (observed - chance) / (1 - chance)
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -1,0 +1,93 @@
+"""The experiment command through Prompt flow: flow run, evaluation run and record, against the fake LLM."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from evaluations.run_experiment import configurations, main
+from news_reader.evaluation.records import ExperimentRecord
+from tests.conftest import ARTICLE, SPORT_ARTICLE
+from tests.fake_llm import FakeLLM, answer
+
+LABELS = [
+    {"id": "t/1", "article": ARTICLE, "title_reference": "Acme profits soar as Globex deal collapses",
+     "summary_reference": "Acme's profits rose while Globex lost a takeover.", "is_about_business": True,
+     "companies": [{"name": "Acme", "aliases": ["Acme Corp"], "stock_price_change": "increase"},
+                   {"name": "Globex", "aliases": [], "stock_price_change": "none"}]},
+    {"id": "t/2", "article": SPORT_ARTICLE, "title_reference": "Claxton hunting first major medal",
+     "summary_reference": "British hurdler Sarah Claxton is confident.", "is_about_business": False, "companies": []},
+    {"id": "t/3", "article": "   ", "title_reference": "Empty", "summary_reference": "Nothing.",
+     "is_about_business": False, "companies": []},
+]
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in LABELS))
+    return path
+
+
+@pytest.fixture
+def pf_connection(fake_llm: FakeLLM):
+    from promptflow.client import PFClient
+    from promptflow.entities import OpenAIConnection
+
+    PFClient().connections.create_or_update(
+        OpenAIConnection(name="news_reader_llm", api_key="test", base_url=fake_llm.base_url)
+    )
+
+
+def judge_answers(fake_llm: FakeLLM) -> None:
+    fake_llm.script("ReasonVerdict", answer({"supported": True, "consistent": True}),
+                    answer({"supported": True, "consistent": False}))
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_all_configurations_are_the_default_each_variant_and_the_baseline():
+    assert configurations("all") == [
+        "default", "general_info=variant_1", "business_category=variant_1", "single_prompt"
+    ]
+
+
+def test_an_experiment_records_runs_hashes_and_metrics(pf_connection, business_script, dataset, tmp_path):
+    judge_answers(business_script)
+    result = run("--data", str(dataset), "--config", "default", "--model", "other-model",
+                 "--out", str(tmp_path / "records"))
+    assert result.exit_code == 0, result.output
+    [path] = (tmp_path / "records").glob("*.json")
+    record = ExperimentRecord.load(path)
+    assert record.config == "default" and record.variant is None
+    assert record.dataset.lines == 3 and len(record.dataset.sha256) == 64
+    assert set(record.prompt_sha256) == {"system.jinja2", "general_info.jinja2", "business_category.jinja2",
+                                         "businesses_involved.jinja2", "business_analysis.jinja2"}
+    assert record.endpoint == business_script.base_url
+    assert record.model == record.judge_model == "other-model"
+    assert {s.body["model"] for s in business_script.seen} == {"other-model"}  # flow and judge nodes
+    m = record.metrics
+    assert m["lines_failed"] == 1  # the empty article
+    assert m["lines_evaluated"] == 2
+    assert m["schema_valid_rate"] == pytest.approx(2 / 3)
+    assert m["company_precision"] == 1.0 and m["company_recall"] == 1.0
+    assert m["direction_accuracy"] == 0.5  # Globex predicted decrease, labelled none
+    assert m["judge_pass_rate"] == 0.5 and m["judge_agreement"] == 1.0
+    # 100 prompt tokens a call. The fake calls the sport article business news too: its two analyses quote Acme's
+    # article, fail grounding and take a repair round each (7 calls; 5 for the business article).
+    assert m["prompt_tokens_per_article"] == (5 + 7) * 100 / 2
+    assert m["step_errors_per_article"] == 1.0 and m["grounding_rate"] == 1.0
+
+
+def test_only_one_configuration_can_reuse_a_flow_run(dataset):
+    result = CliRunner().invoke(main, ["--data", str(dataset), "--config", "all", "--flow-run", "some_run"])
+    assert result.exit_code == 2 and "one configuration" in result.output
+
+
+def test_an_unknown_configuration_lists_the_known_ones(dataset):
+    result = CliRunner().invoke(main, ["--data", str(dataset), "--config", "general_info=variant_7"])
+    assert result.exit_code == 2 and "business_category=variant_1" in result.output

@@ -1,0 +1,139 @@
+"""Comparison of recorded runs: a markdown table and a chart."""
+
+from __future__ import annotations
+
+import matplotlib.image
+import pytest
+from click.testing import CliRunner
+
+from news_reader.cli import main
+from news_reader.evaluation.report import ReportError, compare, markdown
+from tests.test_gate import make_record
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def records():
+    """Three configurations over the same smoke set: step by step, one variant, and the single-prompt baseline."""
+    return [
+        make_record("default"),
+        make_record("general_info=variant_1", company_f1=0.702, summary_rouge_l=0.355, prompt_tokens_per_article=3390.1,
+                    latency_ms_mean=44020.0),
+        make_record("single_prompt", company_f1=0.588, direction_accuracy=None, prompt_tokens_per_article=1480.2,
+                    completion_tokens_per_article=530.7, latency_ms_mean=18230.0),
+    ]
+
+
+def row(table: str, label: str) -> list[str]:
+    """The cells of the metric row whose label starts with `label`."""
+    line = next(line for line in table.splitlines() if line.startswith(f"| {label}"))
+    return [cell.strip() for cell in line.strip("|").split("|")][1:]
+
+
+def test_markdown_describes_every_run(records):
+    table = markdown(records)
+    for record in records:
+        assert f"| {record.config} | {record.name} | qwen2.5-1.5b-instruct-q4_k_m |" in table
+        assert record.flow_run in table and record.eval_run in table
+    assert "data/eval/smoke.jsonl (ab12ab12), 20 lines" in table
+    assert "general_info `9f9f9f9f`" in table
+    assert "| metric | default | general_info=variant_1 | single_prompt |" in table
+
+
+def test_best_value_is_bold_where_higher_is_better(records):
+    assert row(markdown(records), "company F1") == ["0.678", "**0.702**", "0.588"]
+
+
+def test_best_value_is_bold_where_lower_is_better(records):
+    table = markdown(records)
+    assert row(table, "prompt tokens / article") == ["3,125", "3,390", "**1,480**"]
+    assert row(table, "LLM latency / article, mean") == ["41,210", "44,020", "**18,230**"]
+
+
+def test_unmeasured_value_is_na_and_never_best(records):
+    records[1].metrics["latency_ms_mean"] = None
+    assert row(markdown(records), "LLM latency / article, mean") == ["41,210", "n/a", "**18,230**"]
+
+
+def test_ties_for_best_are_all_bold(records):
+    assert row(markdown(records), "completion tokens / article") == ["**412**", "**412**", "531"]
+
+
+def test_row_where_every_run_ties_has_no_bold(records):
+    assert row(markdown(records), "direction accuracy") == ["0.750", "0.750", "n/a"]
+    assert row(markdown(records), "schema-valid lines") == ["1.000", "1.000", "1.000"]
+
+
+def test_metric_no_run_measured_is_left_out(records):
+    table = markdown(records)
+    assert "Cohen's kappa" not in table
+    assert "company recall" in table
+
+
+def test_metrics_follow_the_catalogue_order(records):
+    table = markdown(records)
+    assert table.index("schema-valid lines") < table.index("company F1") < table.index("lines failed")
+
+
+def test_runs_sharing_a_config_are_told_apart_by_record_name(records):
+    other_model = make_record("default").model_copy(update={"name": "smoke-default-phi"})
+    assert "| metric | smoke-default | smoke-default-phi |" in markdown([records[0], other_model])
+
+
+def test_runs_over_different_datasets_are_refused(records, tmp_path):
+    records.append(make_record("default", dataset="data/eval/full.jsonl", sha256="cd34" * 16))
+    with pytest.raises(ReportError, match="different datasets"):
+        compare(records, tmp_path / "compare")
+    assert not list(tmp_path.iterdir())
+
+
+def test_runs_over_different_datasets_compare_when_allowed(records, tmp_path):
+    records.append(make_record("full-default", dataset="data/eval/full.jsonl", sha256="cd34" * 16))
+    md, _ = compare(records, tmp_path / "compare", allow_mixed=True)
+    assert "mixed datasets" in md.read_text()
+
+
+def test_compare_writes_markdown_and_a_png_chart(records, tmp_path):
+    md, png = compare(records, tmp_path / "reports" / "compare")
+    assert (md.name, png.name) == ("compare.md", "compare.png")
+    assert md.read_text() == markdown(records)
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+    height, width, channels = matplotlib.image.imread(png).shape
+    assert (width, height) == (1400, 600)
+    assert channels in (3, 4)
+
+
+def test_chart_copes_with_unmeasured_quality_tokens_and_latency(tmp_path):
+    records = [make_record("default", company_f1=None), make_record("single_prompt", latency_ms_mean=None),
+               make_record("general_info=variant_1", grounding_rate=None, business_accuracy=None)]
+    _, png = compare(records, tmp_path / "compare")
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_cli_compares_a_folder_of_records(records, tmp_path):
+    for record in records:
+        record.save(tmp_path / "records")
+    out = tmp_path / "reports" / "compare"
+    result = CliRunner().invoke(main, ["eval", "compare", str(tmp_path / "records"), "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert row(result.stdout, "company F1") == ["0.678", "**0.702**", "0.588"]
+    assert f"wrote {out}.md\nwrote {out}.png" in result.stdout
+    assert (tmp_path / "reports" / "compare.png").is_file()
+
+
+def test_cli_refuses_mixed_datasets_unless_allowed(records, tmp_path):
+    paths = [str(records[0].save(tmp_path)),
+             str(make_record("full", dataset="data/eval/full.jsonl", sha256="cd34" * 16).save(tmp_path))]
+    args = ["eval", "compare", *paths, "--out", str(tmp_path / "compare")]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("news-reader: records cover 2 different datasets")
+    assert len(refused.stderr.splitlines()) == 1
+    assert CliRunner().invoke(main, [*args, "--allow-mixed-datasets"]).exit_code == 0
+
+
+def test_cli_exits_2_on_a_folder_without_records(tmp_path):
+    result = CliRunner().invoke(main, ["eval", "compare", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr == f"news-reader: no *.json records in {tmp_path}\n"

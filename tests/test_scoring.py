@@ -1,0 +1,119 @@
+"""Scores against the labels: company matching, per-line scores, aggregation, the LLM judge."""
+
+from __future__ import annotations
+
+import pytest
+
+from news_reader.evaluation.judge import excerpt, judge_reasons
+from news_reader.evaluation.matching import match_companies, name_tokens
+from news_reader.evaluation.scoring import CompanyMatch, JudgedReason, aggregate, cohen_kappa, score_line
+from news_reader.llm import LLMClient
+from tests.conftest import ACME_ANSWER, ACME_QUOTE, ARTICLE, GLOBEX_ANSWER
+from tests.fake_llm import FakeLLM, answer, error
+
+EXPECTED = {
+    "title_reference": "Acme profits soar as Globex deal collapses",
+    "summary_reference": "Acme's profits rose while Globex lost a takeover.",
+    "is_about_business": True,
+    "companies": [{"name": "Acme", "aliases": ["Acme Corp"], "stock_price_change": "increase"},
+                  {"name": "Initech", "aliases": [], "stock_price_change": "decrease"}],
+}
+
+
+def prediction(**changes) -> dict:
+    usage = [{"step": "general_info", "calls": 1, "prompt_tokens": 700, "completion_tokens": 50,
+              "cached_tokens": None, "latency_ms": 4000},
+             {"step": "business_category", "calls": 1, "prompt_tokens": 650, "completion_tokens": 7,
+              "cached_tokens": None, "latency_ms": 1000}]
+    return {"title": "Acme profits soar as Globex deal collapses", "summary": "Acme's profits rose 40%.",
+            "is_about_business": True, "business_info": [ACME_ANSWER, GLOBEX_ANSWER], "trace_id": "t",
+            "usage": usage, "errors": [], **changes}
+
+
+@pytest.mark.parametrize(("name", "tokens"), [
+    ("Nestlé S.A.'s", ("nestle",)), ("Yukos Oil Company", ("yukos", "oil")), ("AT&T Inc.", ("at", "and", "t")),
+    ("The Carlyle Group", ("carlyle", "group")),
+])
+def test_names_are_normalised_without_accents_possessives_or_legal_forms(name, tokens):
+    assert name_tokens(name) == tokens
+
+
+def test_matching_uses_aliases_spacing_and_whole_word_parts_one_to_one():
+    labels = [{"name": "Time Warner", "aliases": ["TimeWarner"]}, {"name": "Yukos", "aliases": []},
+              {"name": "BA", "aliases": ["British Airways"]}]
+    matches, extra, missed = match_companies(["TimeWarner Inc", "Yukos Oil", "British Airways plc", "AOL", "Yukos"],
+                                             labels)
+    assert {(m.predicted, m.label["name"]) for m in matches} == {
+        ("TimeWarner Inc", "Time Warner"), ("British Airways plc", "BA"), ("Yukos", "Yukos")}
+    assert extra == ["Yukos Oil", "AOL"] and missed == []  # the exact "Yukos" wins over the partial "Yukos Oil"
+
+
+def test_short_names_do_not_match_as_parts_of_longer_ones():
+    matches, _, missed = match_companies(["BA"], [{"name": "BAA", "aliases": ["BAA plc"]}])
+    assert matches == [] and len(missed) == 1
+
+
+def test_a_line_is_scored_against_its_labels():
+    score = score_line(prediction(), EXPECTED, ARTICLE)
+    assert score.schema_valid and score.title_match and score.title_f1 == 1.0
+    assert 0 < score.summary_rouge_l < 1
+    assert (score.companies_tp, score.companies_fp, score.companies_fn) == (1, 1, 1)  # Acme; Globex; Initech
+    [match] = score.matches
+    assert (match.business, match.label, match.predicted, match.expected) == ("Acme Corp", "Acme", "increase",
+                                                                              "increase")
+    assert (score.quotes_total, score.quotes_grounded) == (2, 2)
+    assert (score.prompt_tokens, score.completion_tokens, score.cached_tokens, score.latency_ms) == (1350, 57, None,
+                                                                                                    5000)
+
+
+def test_an_invalid_output_and_an_invented_quote_are_counted():
+    invented = {**ACME_ANSWER, "relevant_substring": "Acme said nothing of the kind at all, ever, to anyone here"}
+    score = score_line(prediction(title="", business_info=[invented]), EXPECTED, ARTICLE)
+    assert not score.schema_valid and not score.title_match and score.title_f1 == 0.0
+    assert (score.quotes_total, score.quotes_grounded) == (1, 0)
+
+
+def test_aggregation_micro_averages_companies_and_counts_what_can_be_counted():
+    business = score_line(prediction(), EXPECTED, ARTICLE)
+    sport = score_line(prediction(is_about_business=False, business_info=[], title="Claxton wins"),
+                       {**EXPECTED, "is_about_business": False, "companies": []}, ARTICLE)
+    judged = [JudgedReason(business="Acme Corp", passed=True, direction_correct=True),
+              JudgedReason(business="X", passed=None, direction_correct=False, error="llm_timeout: ...")]
+    m = aggregate([business, sport], judged)
+    assert m["schema_valid_rate"] == 1.0 and m["title_match_rate"] == 0.5
+    assert m["business_accuracy"] == 1.0 and m["business_precision"] == 1.0 and m["business_recall"] == 1.0
+    assert m["company_precision"] == 0.5 and m["company_recall"] == 0.5 and m["company_f1"] == 0.5
+    assert m["direction_accuracy"] == 1.0 and m["grounding_rate"] == 1.0
+    assert m["judge_pass_rate"] == 1.0 and m["judge_agreement"] == 1.0  # the failed judge call is left out
+    assert m["judge_kappa"] is None  # one verdict: chance agreement is total
+    assert m["prompt_tokens_per_article"] == 1350 and m["cached_tokens_per_article"] is None
+    assert m["latency_ms_mean"] == 5000 and m["latency_ms_p95"] == 5000 and m["lines_evaluated"] == 2
+
+
+def test_rates_with_nothing_to_count_are_none_not_zero():
+    m = aggregate([], [])
+    assert m["company_f1"] is None and m["direction_accuracy"] is None and m["latency_ms_p95"] is None
+
+
+def test_cohen_kappa():
+    assert cohen_kappa([True, False, True, False], [True, False, True, False]) == 1.0
+    assert cohen_kappa([True, True, False, False], [True, False, True, False]) == 0.0
+    assert cohen_kappa([True, True, True, False], [True, True, False, False]) == pytest.approx(0.5)
+
+
+def test_the_judge_sees_the_quotes_paragraph_and_the_headline_not_the_whole_article():
+    text = "Headline here\n\nFirst paragraph about other things.\n\nSecond one: " + ACME_QUOTE + " indeed.\n\nLast."
+    assert excerpt(text, ACME_QUOTE) == "Headline here\n\nSecond one: " + ACME_QUOTE + " indeed."
+
+
+def test_the_judge_gives_one_verdict_per_match_and_records_a_failed_call(fake_llm: FakeLLM, fake_settings):
+    fake_llm.script("ReasonVerdict", answer({"supported": True, "consistent": False}), error(400))
+    matches = [CompanyMatch(business="Acme Corp", label="Acme", predicted="increase", expected="increase",
+                            reason="Profits rose.", quote=ACME_QUOTE),
+               CompanyMatch(business="Globex", label="Globex", predicted="decrease", expected="none",
+                            reason="Deal collapsed.", quote="x")]
+    first, second = judge_reasons(LLMClient(fake_settings), ARTICLE, matches)
+    assert (first.passed, first.supported, first.consistent, first.direction_correct) == (False, True, False, True)
+    assert second.passed is None and second.error.startswith("llm_request_failed") and not second.direction_correct
+    prompt = fake_llm.seen[0].body["messages"][1]["content"]
+    assert ACME_QUOTE in prompt and "Prediction: increase" in prompt and "Reason given: Profits rose." in prompt
