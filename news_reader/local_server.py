@@ -39,8 +39,10 @@ def status(settings: LocalModelSettings) -> ServerStatus:
 
 
 def is_healthy(base_url: str) -> bool:
+    """The server answers HTTP. It loads the model before it listens, so answering means ready. `/openapi.json`,
+    unlike `/v1/models`, does not wait for the model lock, so a server busy with a long completion is healthy too."""
     try:
-        return httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200
+        return httpx.get(f"{base_url.removesuffix('/v1')}/openapi.json", timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -50,8 +52,10 @@ def start(settings: LocalModelSettings) -> ServerStatus:
     current = status(settings)
     if current.healthy:
         return current
-    if current.running:
-        stop(settings)
+    if current.running:  # still loading: wait for it rather than start a second one
+        pid = current.pid
+        log = settings.server_dir / "server.log"
+        return _wait_until_healthy(settings, pid, exited=lambda: not _alive(pid), log_name=str(log))
     if not local_model.is_installed(settings):
         raise LocalModelError("the local model is not installed: run `news-reader llm install` (or `make setup`)")
     if _port_in_use(settings.host, settings.port):
@@ -68,16 +72,23 @@ def start(settings: LocalModelSettings) -> ServerStatus:
         env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
     )
     _pid_file(settings).write_text(json.dumps({"pid": process.pid, "base_url": settings.base_url}))
+    try:
+        return _wait_until_healthy(settings, process.pid, exited=lambda: process.poll() is not None, log_name=log.name)
+    except LocalModelError:
+        stop(settings)
+        raise
+
+
+def _wait_until_healthy(settings: LocalModelSettings, pid: int, exited, log_name: str) -> ServerStatus:
     deadline = time.monotonic() + settings.start_timeout_s
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if exited():
             _pid_file(settings).unlink(missing_ok=True)
-            raise LocalModelError(f"the local LLM exited at start (code {process.returncode}); see {log.name}")
+            raise LocalModelError(f"the local LLM exited at start (pid {pid}); see {log_name}")
         if is_healthy(settings.base_url):
             return status(settings)
         time.sleep(0.5)
-    stop(settings)
-    raise LocalModelError(f"the local LLM did not become healthy in {settings.start_timeout_s:g} s; see {log.name}")
+    raise LocalModelError(f"the local LLM did not become healthy in {settings.start_timeout_s:g} s; see {log_name}")
 
 
 def stop(settings: LocalModelSettings, timeout_s: float = 15.0) -> bool:

@@ -10,6 +10,7 @@ import yaml
 from tests.conftest import REPO
 
 FLOWS = [REPO / "flows" / "news_reader", REPO / "flows" / "news_reader_single"]
+EVAL_FLOW = REPO / "evaluations" / "news_reader_eval"
 SAMPLE = (REPO / "flows" / "sample_article.txt").read_text().strip()
 
 
@@ -24,7 +25,7 @@ def test_the_default_input_is_the_sample_article(flow):
     assert dag["inputs"]["article"]["default"].strip() == SAMPLE
 
 
-@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f.name)
+@pytest.mark.parametrize("flow", [*FLOWS, EVAL_FLOW], ids=lambda f: f.name)
 def test_flow_requirements_are_pinned_like_the_project(flow):
     flow_pins, project_pins = pins(flow / "requirements.txt"), pins(REPO / "constraints.txt")
     assert flow_pins and all(project_pins[name] == version for name, version in flow_pins.items())

@@ -115,7 +115,8 @@ def test_the_single_prompt_flow_has_the_same_output_schema(pf, fake_llm):
     assert len(fake_llm.seen) == 1
 
 
-@pytest.mark.parametrize("flow", [FLOW, SINGLE_FLOW], ids=["news_reader", "news_reader_single"])
+@pytest.mark.parametrize("flow", [FLOW, SINGLE_FLOW, REPO / "evaluations" / "news_reader_eval"],
+                         ids=["news_reader", "news_reader_single", "news_reader_eval"])
 def test_the_flows_pass_prompt_flow_validation(pf, flow):
     result = pf.flows.validate(flow=flow)
     assert result.passed, result

@@ -82,3 +82,10 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_health_is_asked_of_a_route_that_does_not_wait_for_a_busy_model(httpserver):
+    base_url = httpserver.url_for("/v1")
+    assert local_server.is_healthy(base_url) is False
+    httpserver.expect_request("/openapi.json").respond_with_json({"openapi": "3.1.0"})
+    assert local_server.is_healthy(base_url) is True
