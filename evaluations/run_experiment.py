@@ -69,8 +69,10 @@ def flow_and_variant(config: str) -> tuple[Path, str | None, dict[str, str]]:
     return STEP_FLOW, f"${{{step}_prompt.{variant}}}", {**steps, step: variant}
 
 
-def prompt_hashes(steps: dict[str, str]) -> dict[str, str]:
+def prompt_hashes(steps: dict[str, str], judge: bool) -> dict[str, str]:
+    """sha256 of every template the run used: the system prompt, each step's variant, and the judge's."""
     names = ["system.jinja2", *(template_file(step, variant) for step, variant in steps.items())]
+    names += ["judge_reason.jinja2"] if judge else []
     return {name: sha256_file(PROMPTS_DIR / name) for name in names}
 
 
@@ -131,7 +133,7 @@ def main(data_name, config_choice, flow_run, judge, connection, model, judge_mod
         record = ExperimentRecord(
             name=name, created=datetime.now(UTC).isoformat(timespec="seconds"), config=config,
             flow=str(flow.relative_to(REPO)), variant=variant, flow_run=flow_run_name, eval_run=eval_run.name,
-            model=flow_model, endpoint=_endpoint(pf, connection), prompt_sha256=prompt_hashes(steps),
+            model=flow_model, endpoint=_endpoint(pf, connection), prompt_sha256=prompt_hashes(steps, judge),
             dataset=dataset, judge_model=judge_model if judge else None, metrics=metrics,
         )
         path = record.save(out)

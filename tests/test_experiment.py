@@ -42,8 +42,8 @@ def pf_connection(fake_llm: FakeLLM):
 
 
 def judge_answers(fake_llm: FakeLLM) -> None:
-    fake_llm.script("ReasonVerdict", answer({"supported": True, "consistent": True}),
-                    answer({"supported": True, "consistent": False}))
+    fake_llm.script("ReasonVerdict", answer({"supported": True, "implied_direction": "increase"}),
+                    answer({"supported": True, "implied_direction": "none"}))
 
 
 def run(*args: str):
@@ -66,7 +66,8 @@ def test_an_experiment_records_runs_hashes_and_metrics(pf_connection, business_s
     assert record.config == "default" and record.variant is None
     assert record.dataset.lines == 3 and len(record.dataset.sha256) == 64
     assert set(record.prompt_sha256) == {"system.jinja2", "general_info.jinja2", "business_category.jinja2",
-                                         "businesses_involved.jinja2", "business_analysis.jinja2"}
+                                         "businesses_involved.jinja2", "business_analysis.jinja2",
+                                         "judge_reason.jinja2"}
     assert record.endpoint == business_script.base_url
     assert record.model == record.judge_model == "other-model"
     assert {s.body["model"] for s in business_script.seen} == {"other-model"}  # flow and judge nodes

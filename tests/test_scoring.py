@@ -107,7 +107,7 @@ def test_the_judge_sees_the_quotes_paragraph_and_the_headline_not_the_whole_arti
 
 
 def test_the_judge_gives_one_verdict_per_match_and_records_a_failed_call(fake_llm: FakeLLM, fake_settings):
-    fake_llm.script("ReasonVerdict", answer({"supported": True, "consistent": False}), error(400))
+    fake_llm.script("ReasonVerdict", answer({"supported": True, "implied_direction": "decrease"}), error(400))
     matches = [CompanyMatch(business="Acme Corp", label="Acme", predicted="increase", expected="increase",
                             reason="Profits rose.", quote=ACME_QUOTE),
                CompanyMatch(business="Globex", label="Globex", predicted="decrease", expected="none",
@@ -116,4 +116,5 @@ def test_the_judge_gives_one_verdict_per_match_and_records_a_failed_call(fake_ll
     assert (first.passed, first.supported, first.consistent, first.direction_correct) == (False, True, False, True)
     assert second.passed is None and second.error.startswith("llm_request_failed") and not second.direction_correct
     prompt = fake_llm.seen[0].body["messages"][1]["content"]
-    assert ACME_QUOTE in prompt and "Prediction: increase" in prompt and "Reason given: Profits rose." in prompt
+    assert ACME_QUOTE in prompt and "Profits rose." in prompt
+    assert "increase" not in prompt.split("</excerpt>")[1].split("Check the reason")[0]  # not shown the prediction

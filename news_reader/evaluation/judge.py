@@ -1,4 +1,8 @@
-"""LLM-as-judge of the `reason`: is it supported by the article, and does it agree with the predicted direction?"""
+"""LLM-as-judge of the `reason`: is it supported by the article, and does it agree with the predicted direction?
+
+The judge is not shown the prediction: it says which way the reason points, and the code compares that with the
+predicted direction. Small models judge "which way does this argue" far more reliably than "is this consistent".
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,15 @@ from news_reader.errors import NewsReaderError
 from news_reader.evaluation.scoring import CompanyMatch, JudgedReason
 from news_reader.llm import LLMClient
 from news_reader.prompting import output_format, render
-from news_reader.schemas import StrictSchema
+from news_reader.schemas import StockPriceChange, StrictSchema
 
 JUDGE_MAX_TOKENS = 40
 
 
 class ReasonVerdict(StrictSchema):
-    supported: bool = Field(description="true if the reason is stated in or follows directly from the excerpt.")
-    consistent: bool = Field(description="true if the reason, taken as true, points the same way as the prediction.")
+    # Direction first: measured on the local model, asking for `supported` first made it answer false throughout.
+    implied_direction: StockPriceChange = Field(description="The share-price move the reason argues for.")
+    supported: bool = Field(description="true if the excerpt states the facts the reason relies on.")
 
 
 def excerpt(article: str, quote: str) -> str:
@@ -41,8 +46,8 @@ def judge_reasons(client: LLMClient, article: str, matches: list[CompanyMatch]) 
     results = []
     for match in matches:
         prompt = render(
-            "judge_reason", excerpt=excerpt(article, match.quote), business=match.business,
-            direction=match.predicted, reason=match.reason, output_format=output_format(ReasonVerdict),
+            "judge_reason", excerpt=excerpt(article, match.quote), business=match.business, reason=match.reason,
+            output_format=output_format(ReasonVerdict),
         )
         correct = match.predicted == match.expected
         try:
@@ -51,8 +56,9 @@ def judge_reasons(client: LLMClient, article: str, matches: list[CompanyMatch]) 
             results.append(JudgedReason(business=match.business, passed=None, direction_correct=correct,
                                         error=f"{error.kind}: {error}"))
             continue
+        consistent = verdict.implied_direction == match.predicted
         results.append(JudgedReason(
-            business=match.business, passed=verdict.supported and verdict.consistent, supported=verdict.supported,
-            consistent=verdict.consistent, direction_correct=correct,
+            business=match.business, passed=verdict.supported and consistent, supported=verdict.supported,
+            consistent=consistent, direction_correct=correct,
         ))
     return results
