@@ -117,4 +117,5 @@ def test_the_judge_gives_one_verdict_per_match_and_records_a_failed_call(fake_ll
     assert second.passed is None and second.error.startswith("llm_request_failed") and not second.direction_correct
     prompt = fake_llm.seen[0].body["messages"][1]["content"]
     assert ACME_QUOTE in prompt and "Profits rose." in prompt
-    assert "increase" not in prompt.split("</excerpt>")[1].split("Check the reason")[0]  # not shown the prediction
+    instruction = prompt.split("</excerpt>")[1].split("Answer with one JSON object")[0]
+    assert "increase" not in instruction  # the judge is not shown the prediction
