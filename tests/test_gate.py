@@ -193,3 +193,10 @@ def test_cli_exits_2_with_one_line_when_input_is_unusable(tmp_path, thresholds_f
     assert result.stderr.startswith("news-reader: ")
     assert len(result.stderr.splitlines()) == 1
     assert result.stdout == ""
+
+
+def test_the_committed_thresholds_file_is_valid_and_covers_smoke_and_full():
+    from tests.conftest import REPO
+
+    thresholds = Thresholds.load(REPO / "evaluations" / "thresholds.yaml")
+    assert {"smoke", "full"} <= set(thresholds.sets)
