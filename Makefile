@@ -86,7 +86,8 @@ $(STATE)/pf/.configured: $(VENV)/.installed flows/connections/local_llm.yaml flo
 	mkdir -p $(STATE)/pf
 	[ -f $(STATE)/pf/pf.yaml ] || cp flows/pf-config.yaml $(STATE)/pf/pf.yaml
 	pf config set telemetry.enabled=false trace.destination=none > /dev/null
-	pf connection create --file flows/connections/local_llm.yaml > /dev/null
+	# The connection follows NEWS_READER_LOCAL_PORT; after changing it: rm $@ && make setup
+	pf connection create --file flows/connections/local_llm.yaml --set base_url=$$(news-reader llm url) > /dev/null
 	touch $@
 
 clean:

@@ -99,6 +99,12 @@ def llm_stop() -> None:
     click.echo("local LLM stopped" if stopped else "local LLM was not running")
 
 
+@llm.command("url")
+def llm_url() -> None:
+    """Print the server's base URL (NEWS_READER_LOCAL_HOST and NEWS_READER_LOCAL_PORT)."""
+    click.echo(_settings(LocalModelSettings).base_url)
+
+
 @llm.command("with", context_settings={"ignore_unknown_options": True})
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def llm_with(command: tuple[str, ...]) -> None:

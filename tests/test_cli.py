@@ -146,3 +146,10 @@ def test_llm_with_does_not_run_the_command_when_the_server_cannot_start(run, tmp
     assert done.returncode == 1
     assert "run `news-reader llm install`" in done.stderr.decode()
     assert not marker.exists()
+
+
+
+def test_llm_url_follows_the_port_setting():
+    env = {**os.environ, "NEWS_READER_LOCAL_PORT": "9123"}
+    done = subprocess.run([CLI, "llm", "url"], capture_output=True, env=env, timeout=60)
+    assert done.stdout.decode() == "http://127.0.0.1:9123/v1\n"
