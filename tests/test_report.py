@@ -41,6 +41,14 @@ def test_markdown_describes_every_run(records):
     assert "| metric | default | general_info=variant_1 | single_prompt |" in table
 
 
+def test_differences_are_signed_and_taken_from_the_default_run(records):
+    differences = markdown(records[::-1]).split("Difference from default")[1]
+    assert "| metric | single_prompt | general_info=variant_1 |" in differences
+    assert row(differences, "company F1") == ["−0.090", "+0.024"]
+    assert row(differences, "prompt tokens / article") == ["−1,644", "+266"]
+    assert row(differences, "direction accuracy") == ["n/a", "0.000"]
+
+
 def test_best_value_is_bold_where_higher_is_better(records):
     assert row(markdown(records), "company F1") == ["0.678", "**0.702**", "0.588"]
 

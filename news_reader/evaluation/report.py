@@ -56,7 +56,30 @@ def markdown(records: Sequence[ExperimentRecord]) -> str:
             cells = [f"**{cell}**" if cell == best else cell for cell in cells]
         arrow = "↑" if metric.higher_is_better else "↓"
         lines.append(f"| {metric.label} {arrow} | " + " | ".join(cells) + " |")
+    if len(records) > 1:
+        lines += ["", *_differences(records, names)]
     return "\n".join(lines) + "\n"
+
+
+def _differences(records: Sequence[ExperimentRecord], names: list[str]) -> list[str]:
+    """How much each run differs from the reference run (`default` when present, else the first)."""
+    ref = next((i for i, r in enumerate(records) if r.config == "default"), 0)
+    others = [i for i in range(len(records)) if i != ref]
+    lines = [f"Difference from {names[ref]} (positive: more than it):", "",
+             "| metric | " + " | ".join(names[i] for i in others) + " |", "|---|" + "---:|" * len(others)]
+    for key, metric in METRICS.items():
+        base = records[ref].metrics.get(key)
+        values = [records[i].metrics.get(key) for i in others]
+        if base is None or all(v is None for v in values):
+            continue
+        cells = ["n/a" if v is None else _signed(metric, v - base) for v in values]
+        lines.append(f"| {metric.label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _signed(metric, delta: float) -> str:
+    text = metric.format(abs(delta))
+    return text if text.strip("0.,") == "" else ("+" if delta > 0 else "−") + text
 
 
 def _chart(records: Sequence[ExperimentRecord]) -> Figure:
