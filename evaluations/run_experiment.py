@@ -18,7 +18,8 @@ import click
 import yaml
 from promptflow.client import PFClient
 
-from news_reader.evaluation.records import METRICS, ExperimentRecord, dataset_ref, sha256_file
+from news_reader.evaluation.records import METRICS, ExperimentRecord, LineResult, dataset_ref, sha256_file
+from news_reader.evaluation.scoring import LineScore, line_result
 from news_reader.prompting import DEFAULT_VARIANT, PROMPTS_DIR, template_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +77,16 @@ def prompt_hashes(steps: dict[str, str], judge: bool) -> dict[str, str]:
     return {name: sha256_file(PROMPTS_DIR / name) for name in names}
 
 
+def line_results(pf: PFClient, eval_run: str) -> list[LineResult]:
+    """Each evaluated article's scores, by its line number in the dataset."""
+    details = pf.get_details(eval_run, all_results=True)
+    return [
+        line_result(int(line), LineScore.model_validate(scores))
+        for line, scores in zip(details["inputs.line_number"], details["outputs.scores"], strict=True)
+        if isinstance(scores, dict)
+    ]
+
+
 def failed_lines(pf: PFClient, run_name: str) -> int:
     details = pf.get_details(run_name, all_results=True)
     return int((details["outputs.title"] == "(Failed)").sum()) if "outputs.title" in details else len(details)
@@ -87,13 +98,14 @@ def failed_lines(pf: PFClient, run_name: str) -> int:
 @click.option("--config", "config_choice", default="default", show_default=True,
               help="default, <step>=<variant>, single_prompt, or all.")
 @click.option("--flow-run", help="Evaluate this existing flow run instead of running the flow (one --config only).")
+@click.option("--eval-run", help="With --flow-run: record this existing evaluation run of it instead of running one.")
 @click.option("--judge/--no-judge", default=True, show_default=True, help="Run the LLM judge of the reasons.")
 @click.option("--connection", default="news_reader_llm", show_default=True, help="Prompt flow connection to use.")
 @click.option("--model", default=None, help="Model (or Azure deployment) for the flow and the judge.")
 @click.option("--judge-model", default=None, help="Model for the judge (default: --model or the flow's).")
 @click.option("--out", default=".state/experiments", show_default=True, type=click.Path(path_type=Path),
               help="Folder for the experiment records.")
-def main(data_name, config_choice, flow_run, judge, connection, model, judge_model, out) -> None:
+def main(data_name, config_choice, flow_run, eval_run, judge, connection, model, judge_model, out) -> None:
     """Run the flow and the evaluation, and write one record per configuration."""
     data = Path(data_name) if data_name.endswith(".jsonl") else REPO / "data" / "eval" / f"{data_name}.jsonl"
     if not data.is_file():
@@ -101,6 +113,8 @@ def main(data_name, config_choice, flow_run, judge, connection, model, judge_mod
     configs = configurations(config_choice)
     if flow_run and len(configs) != 1:
         raise click.UsageError("--flow-run evaluates one configuration: name it with --config")
+    if eval_run and not flow_run:
+        raise click.UsageError("--eval-run needs the --flow-run it evaluated")
     pf = PFClient()
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
     dataset = dataset_ref(data, REPO)
@@ -120,21 +134,26 @@ def main(data_name, config_choice, flow_run, judge, connection, model, judge_mod
             flow_run_name = run.name
         else:
             flow_run_name = flow_run
-        eval_run = pf.run(
-            flow=EVAL_FLOW, data=data, run=flow_run_name, column_mapping={**EVAL_COLUMNS, "judge": judge},
-            connections={"judge": {"connection": connection, "model": judge_model}}, name=f"{name}_eval", stream=True,
-        )
+        if eval_run is None:
+            eval_run_name = pf.run(
+                flow=EVAL_FLOW, data=data, run=flow_run_name, column_mapping={**EVAL_COLUMNS, "judge": judge},
+                connections={"judge": {"connection": connection, "model": judge_model}}, name=f"{name}_eval",
+                stream=True,
+            ).name
+        else:
+            eval_run_name = eval_run
         metrics: dict[str, float | None] = dict.fromkeys(METRICS)
-        metrics.update(pf.get_metrics(eval_run.name))
+        metrics.update(pf.get_metrics(eval_run_name))
         metrics["lines_failed"] = float(failed_lines(pf, flow_run_name))
         # A line whose flow run failed has no output to validate: it counts as not schema-valid.
         evaluated = metrics["lines_evaluated"] or 0.0
         metrics["schema_valid_rate"] = (metrics["schema_valid_rate"] or 0.0) * evaluated / dataset.lines
         record = ExperimentRecord(
             name=name, created=datetime.now(UTC).isoformat(timespec="seconds"), config=config,
-            flow=str(flow.relative_to(REPO)), variant=variant, flow_run=flow_run_name, eval_run=eval_run.name,
+            flow=str(flow.relative_to(REPO)), variant=variant, flow_run=flow_run_name, eval_run=eval_run_name,
             model=flow_model, endpoint=_endpoint(pf, connection), prompt_sha256=prompt_hashes(steps, judge),
             dataset=dataset, judge_model=judge_model if judge else None, metrics=metrics,
+            lines=line_results(pf, eval_run_name),
         )
         path = record.save(out)
         click.echo(f"{config}: {metrics['lines_failed']:.0f} failed lines; record {path}")

@@ -82,6 +82,23 @@ def test_an_experiment_records_runs_hashes_and_metrics(pf_connection, business_s
     # article, fail grounding and take a repair round each (7 calls; 5 for the business article).
     assert m["prompt_tokens_per_article"] == (5 + 7) * 100 / 2
     assert m["step_errors_per_article"] == 1.0 and m["grounding_rate"] == 1.0
+    assert [line.line for line in record.lines] == [0, 1]  # line 2 failed in the flow run
+    assert record.lines[0].companies_tp == 2 and record.lines[0].directions_correct == 1
+
+
+def test_an_existing_evaluation_run_is_recorded_without_running_anything(pf_connection, business_script, dataset,
+                                                                         tmp_path):
+    judge_answers(business_script)
+    assert run("--data", str(dataset), "--out", str(tmp_path / "first")).exit_code == 0
+    first = ExperimentRecord.load(next((tmp_path / "first").glob("*.json")))
+    calls = len(business_script.seen)
+    result = run("--data", str(dataset), "--flow-run", first.flow_run, "--eval-run", first.eval_run,
+                 "--out", str(tmp_path / "again"))
+    assert result.exit_code == 0, result.output
+    again = ExperimentRecord.load(next((tmp_path / "again").glob("*.json")))
+    assert len(business_script.seen) == calls
+    assert (again.flow_run, again.eval_run) == (first.flow_run, first.eval_run)
+    assert again.metrics == first.metrics and again.lines == first.lines
 
 
 def test_only_one_configuration_can_reuse_a_flow_run(dataset):

@@ -145,3 +145,15 @@ def test_cli_exits_2_on_a_folder_without_records(tmp_path):
     result = CliRunner().invoke(main, ["eval", "compare", str(tmp_path)])
     assert result.exit_code == 2
     assert result.stderr == f"news-reader: no *.json records in {tmp_path}\n"
+
+
+def test_differences_carry_a_bootstrap_interval_when_records_keep_their_lines():
+    from tests.test_bootstrap import line
+
+    base = make_record("default").model_copy(update={"lines": [line(n, correct=n % 2 == 0) for n in range(40)]})
+    better = make_record("business_category=variant_1", business_accuracy=1.0).model_copy(
+        update={"lines": [line(n) for n in range(40)]})
+    differences = markdown([base, better]).split("Difference from default")[1]
+    [cell] = row(differences, "is-business accuracy")
+    assert cell.startswith("+0.100 [+0.") and cell.endswith("]")
+    assert row(differences, "title exact match") == ["0.000"]  # not resampled: no interval

@@ -61,6 +61,22 @@ class DatasetRef(BaseModel):
     lines: int
 
 
+class LineResult(BaseModel):
+    """One article's scores, kept in the record so that comparisons can resample articles (paired bootstrap)."""
+
+    line: int = Field(description="The article's line number in the dataset, from 0.")
+    business_correct: bool
+    companies_tp: int
+    companies_fp: int
+    companies_fn: int
+    directions_correct: int
+    directions_total: int
+    summary_rouge_l: float
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: int
+
+
 class ExperimentRecord(BaseModel):
     """One configuration (flow + variant) run over one dataset, then evaluated."""
 
@@ -77,6 +93,7 @@ class ExperimentRecord(BaseModel):
     dataset: DatasetRef
     judge_model: str | None
     metrics: dict[str, float | None]
+    lines: list[LineResult] = Field(default_factory=list)
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from news_reader.errors import NewsReaderError
+from news_reader.evaluation.bootstrap import RESAMPLES, difference_interval
 from news_reader.evaluation.records import METRICS, DatasetRef, ExperimentRecord
 
 QUALITY = ("business_accuracy", "company_f1", "direction_accuracy", "summary_rouge_l", "grounding_rate")
@@ -65,14 +66,22 @@ def _differences(records: Sequence[ExperimentRecord], names: list[str]) -> list[
     """How much each run differs from the reference run (`default` when present, else the first)."""
     ref = next((i for i, r in enumerate(records) if r.config == "default"), 0)
     others = [i for i in range(len(records)) if i != ref]
-    lines = [f"Difference from {names[ref]} (positive: more than it):", "",
+    lines = [f"Difference from {names[ref]} (positive: more than it). In brackets, where the records keep their "
+             f"per-article scores: the 95% paired bootstrap interval over the articles both runs evaluated "
+             f"({RESAMPLES:,} resamples). An interval that contains 0 is no evidence of a difference.", "",
              "| metric | " + " | ".join(names[i] for i in others) + " |", "|---|" + "---:|" * len(others)]
     for key, metric in METRICS.items():
         base = records[ref].metrics.get(key)
         values = [records[i].metrics.get(key) for i in others]
         if base is None or all(v is None for v in values):
             continue
-        cells = ["n/a" if v is None else _signed(metric, v - base) for v in values]
+        cells = []
+        for i, value in zip(others, values, strict=True):
+            cell = "n/a" if value is None else _signed(metric, value - base)
+            interval = difference_interval(records[ref].lines, records[i].lines, key) if value is not None else None
+            if interval is not None:
+                cell += f" [{_signed(metric, interval[0])}, {_signed(metric, interval[1])}]"
+            cells.append(cell)
         lines.append(f"| {metric.label} | " + " | ".join(cells) + " |")
     return lines
 

@@ -10,6 +10,7 @@ from functools import cache
 from pydantic import BaseModel, ValidationError
 
 from news_reader.evaluation.matching import match_companies
+from news_reader.evaluation.records import LineResult
 from news_reader.schemas import ArticleInfo
 
 
@@ -112,6 +113,23 @@ def score_line(prediction: dict, expected: dict, article: str) -> LineScore:
         completion_tokens=sum(int(u.get("completion_tokens") or 0) for u in usage),
         cached_tokens=sum(cached) if cached else None,
         latency_ms=sum(int(u.get("latency_ms") or 0) for u in usage),
+    )
+
+
+def line_result(line: int, score: LineScore) -> LineResult:
+    """What a record keeps of one article's scores."""
+    return LineResult(
+        line=line,
+        business_correct=score.business_predicted == score.business_expected,
+        companies_tp=score.companies_tp,
+        companies_fp=score.companies_fp,
+        companies_fn=score.companies_fn,
+        directions_correct=sum(m.predicted == m.expected for m in score.matches),
+        directions_total=len(score.matches),
+        summary_rouge_l=score.summary_rouge_l,
+        prompt_tokens=score.prompt_tokens,
+        completion_tokens=score.completion_tokens,
+        latency_ms=score.latency_ms,
     )
 
 
