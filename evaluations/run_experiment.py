@@ -18,8 +18,17 @@ import click
 import yaml
 from promptflow.client import PFClient
 
-from news_reader.evaluation.records import METRICS, ExperimentRecord, LineResult, dataset_ref, sha256_file
-from news_reader.evaluation.scoring import LineScore, line_result
+from news_reader.evaluation.records import (
+    METRICS,
+    DatasetRef,
+    ExperimentRecord,
+    LineResult,
+    count_lines,
+    dataset_ref,
+    read_jsonl,
+    sha256_file,
+)
+from news_reader.evaluation.scoring import JudgedReason, LineScore, empty_answer, line_result, run_metrics
 from news_reader.prompting import DEFAULT_VARIANT, PROMPTS_DIR, template_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,26 +79,59 @@ def flow_and_variant(config: str) -> tuple[Path, str | None, dict[str, str]]:
     return STEP_FLOW, f"${{{step}_prompt.{variant}}}", {**steps, step: variant}
 
 
-def prompt_hashes(steps: dict[str, str], judge: bool) -> dict[str, str]:
-    """sha256 of every template the run used: the system prompt, each step's variant, and the judge's."""
-    names = ["system.jinja2", *(template_file(step, variant) for step, variant in steps.items())]
-    names += ["judge_reason.jinja2"] if judge else []
-    return {name: sha256_file(PROMPTS_DIR / name) for name in names}
+def prompt_hashes(pf: PFClient, flow_run: str, eval_run: str | None, steps: dict[str, str]) -> dict[str, str]:
+    """sha256 of every template the runs used (from their snapshots): the system prompt, each step's variant, and
+    the judge's when the evaluation ran it."""
+    names = {name: flow_run for name in ["system.jinja2", *(template_file(s, v) for s, v in steps.items())]}
+    if eval_run is not None:
+        names["judge_reason.jinja2"] = eval_run
+    hashes = {}
+    for name, run in names.items():
+        snapshot = Path(pf.runs.get(run)._output_path) / "snapshot" / "news_reader" / "prompts" / name
+        hashes[name] = sha256_file(snapshot if snapshot.is_file() else PROMPTS_DIR / name)
+    return hashes
 
 
-def line_results(pf: PFClient, eval_run: str) -> list[LineResult]:
-    """Each evaluated article's scores, by its line number in the dataset."""
-    details = pf.get_details(eval_run, all_results=True)
-    return [
-        line_result(int(line), LineScore.model_validate(scores))
-        for line, scores in zip(details["inputs.line_number"], details["outputs.scores"], strict=True)
-        if isinstance(scores, dict)
-    ]
+def check_reuse(pf: PFClient, flow_run: str, eval_run: str | None, flow: Path, variant: str | None,
+                dataset: DatasetRef, judge: bool) -> None:
+    """Refuse to record existing runs under a description they do not match."""
+    run = pf.runs.get(flow_run)
+    problems = []
+    if Path(run.flow).resolve() != flow.resolve():
+        problems.append(f"{flow_run} ran {run.flow}, not {flow}")
+    if (run.variant or None) != variant:
+        problems.append(f"{flow_run} ran variant {run.variant or 'default'}, not {variant or 'default'}")
+    if not Path(run.data).is_file() or sha256_file(Path(run.data)) != dataset.sha256:
+        problems.append(f"{flow_run} ran over {run.data}, whose content is not {dataset.path}'s")
+    if eval_run is not None:
+        evaluation = pf.runs.get(eval_run)
+        if getattr(evaluation.run, "name", evaluation.run) != flow_run:
+            problems.append(f"{eval_run} evaluated {getattr(evaluation.run, 'name', evaluation.run)}, not {flow_run}")
+        if str(evaluation.column_mapping.get("judge")).lower() != str(judge).lower():
+            problems.append(f"{eval_run} ran with judge={evaluation.column_mapping.get('judge')}: "
+                            "pass --judge or --no-judge to match")
+    if problems:
+        raise click.UsageError("; ".join(problems))
 
 
-def failed_lines(pf: PFClient, run_name: str) -> int:
-    details = pf.get_details(run_name, all_results=True)
-    return int((details["outputs.title"] == "(Failed)").sum()) if "outputs.title" in details else len(details)
+def score_run(pf: PFClient, eval_run: str | None, labels: list[dict]) -> tuple[dict, list[LineResult]]:
+    """The record's metrics and per-article scores over every dataset line; lines the evaluation has no score for
+    (their flow or evaluation failed) count as empty answers."""
+    scored: dict[int, LineScore] = {}
+    judged: list[JudgedReason] = []
+    if eval_run is not None:
+        details = pf.get_details(eval_run, all_results=True)
+        for line, scores, verdicts in zip(details["inputs.line_number"], details["outputs.scores"],
+                                          details.get("outputs.judged", [None] * len(details)), strict=True):
+            if isinstance(scores, dict):
+                scored[int(line)] = LineScore.model_validate(scores)
+                judged += [JudgedReason.model_validate(v) for v in verdicts or [] if isinstance(v, dict)]
+    unscored = {n: empty_answer(label, label["article"]) for n, label in enumerate(labels) if n not in scored}
+    metrics: dict[str, float | None] = dict.fromkeys(METRICS)
+    metrics.update(run_metrics(list(scored.values()), list(unscored.values()), judged))
+    lines = [line_result(n, scored[n]) if n in scored else line_result(n, unscored[n], scored=False)
+             for n in range(len(labels))]
+    return metrics, lines
 
 
 @click.command()
@@ -121,47 +163,47 @@ def main(data_name, config_choice, flow_run, eval_run, judge, connection, model,
     flow_model = model or _dag_model(STEP_FLOW)
     judge_model = judge_model or flow_model
     failed_configs = []
+    labels = read_jsonl(data)
     for config in configs:
         flow, variant, steps = flow_and_variant(config)
         name = f"{data.stem}_{config.replace('=', '_')}_{stamp}"
-        llm_nodes = _llm_nodes(flow)
         if flow_run is None:
-            run = pf.run(
+            flow_run_name = pf.run(
                 flow=flow, data=data, column_mapping={"article": "${data.article}"}, variant=variant, name=name,
-                connections={node: {"connection": connection, "model": flow_model} for node in llm_nodes},
+                connections={node: {"connection": connection, "model": flow_model} for node in _llm_nodes(flow)},
                 stream=True,
-            )
-            flow_run_name = run.name
+            ).name
         else:
+            check_reuse(pf, flow_run, eval_run, flow, variant, dataset, judge)
             flow_run_name = flow_run
-        if eval_run is None:
+        eval_run_name = eval_run
+        if eval_run_name is None and _completed_lines(pf, flow_run_name):
             eval_run_name = pf.run(
                 flow=EVAL_FLOW, data=data, run=flow_run_name, column_mapping={**EVAL_COLUMNS, "judge": judge},
                 connections={"judge": {"connection": connection, "model": judge_model}}, name=f"{name}_eval",
                 stream=True,
             ).name
-        else:
-            eval_run_name = eval_run
-        metrics: dict[str, float | None] = dict.fromkeys(METRICS)
-        metrics.update(pf.get_metrics(eval_run_name))
-        metrics["lines_failed"] = float(failed_lines(pf, flow_run_name))
-        # A line whose flow run failed has no output to validate: it counts as not schema-valid.
-        evaluated = metrics["lines_evaluated"] or 0.0
-        metrics["schema_valid_rate"] = (metrics["schema_valid_rate"] or 0.0) * evaluated / dataset.lines
+        metrics, lines = score_run(pf, eval_run_name, labels)
         record = ExperimentRecord(
             name=name, created=datetime.now(UTC).isoformat(timespec="seconds"), config=config,
-            flow=str(flow.relative_to(REPO)), variant=variant, flow_run=flow_run_name, eval_run=eval_run_name,
-            model=flow_model, endpoint=_endpoint(pf, connection), prompt_sha256=prompt_hashes(steps, judge),
-            dataset=dataset, judge_model=judge_model if judge else None, metrics=metrics,
-            lines=line_results(pf, eval_run_name),
+            flow=str(flow.relative_to(REPO)), variant=variant, flow_run=flow_run_name, eval_run=eval_run_name or "",
+            model=flow_model, endpoint=_endpoint(pf, connection),
+            prompt_sha256=prompt_hashes(pf, flow_run_name, eval_run_name if judge else None, steps),
+            dataset=dataset, judge_model=judge_model if judge else None, metrics=metrics, lines=lines,
         )
         path = record.save(out)
-        click.echo(f"{config}: {metrics['lines_failed']:.0f} failed lines; record {path}")
+        click.echo(f"{config}: {metrics['lines_failed']:.0f} of {dataset.lines} lines failed; record {path}")
         if metrics["lines_failed"] == dataset.lines:
             failed_configs.append(config)
     if failed_configs:
         click.echo(f"every line failed for: {', '.join(failed_configs)}", err=True)
         sys.exit(1)
+
+
+def _completed_lines(pf: PFClient, flow_run: str) -> int:
+    """Lines of the flow run with an output: an evaluation of a run without any would fail on its column mapping."""
+    outputs = Path(pf.runs.get(flow_run)._output_path) / "flow_outputs" / "output.jsonl"
+    return count_lines(outputs) if outputs.is_file() else 0
 
 
 def _dag(flow: Path) -> dict:

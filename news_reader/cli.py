@@ -110,13 +110,14 @@ def llm_url() -> None:
 def llm_with(command: tuple[str, ...]) -> None:
     """Run COMMAND with the server up: start it if needed, and stop it afterwards only if this started it."""
     settings = _settings(LocalModelSettings)
-    was_running = local_server.status(settings).healthy
+    # Running, not healthy: a server that is busy or still loading belongs to someone else and must survive.
+    was_running = local_server.status(settings).running
     try:
         local_server.start(settings)
-    except NewsReaderError as error:
-        _fail(str(error))
-    try:
         code = subprocess.run(command).returncode
+    except NewsReaderError as error:
+        code = 1
+        click.echo(f"news-reader: {error}", err=True)
     except OSError as error:
         code = 127
         click.echo(f"news-reader: cannot run {command[0]}: {error.strerror}", err=True)

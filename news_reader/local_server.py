@@ -74,7 +74,7 @@ def start(settings: LocalModelSettings) -> ServerStatus:
     _pid_file(settings).write_text(json.dumps({"pid": process.pid, "base_url": settings.base_url}))
     try:
         return _wait_until_healthy(settings, process.pid, exited=lambda: process.poll() is not None, log_name=log.name)
-    except LocalModelError:
+    except BaseException:  # including Ctrl-C while the model loads: never leave a detached server behind
         stop(settings)
         raise
 

@@ -81,8 +81,11 @@ def test_an_experiment_records_runs_hashes_and_metrics(pf_connection, business_s
     # 100 prompt tokens a call. The fake calls the sport article business news too: its two analyses quote Acme's
     # article, fail grounding and take a repair round each (7 calls; 5 for the business article).
     assert m["prompt_tokens_per_article"] == (5 + 7) * 100 / 2
-    assert m["step_errors_per_article"] == 1.0 and m["grounding_rate"] == 1.0
-    assert [line.line for line in record.lines] == [0, 1]  # line 2 failed in the flow run
+    # Quality counts every dataset line (the failed one as an empty answer); tokens count the lines that ran.
+    assert m["step_errors_per_article"] == 2 / 3 and m["grounding_rate"] == 1.0
+    # The fake calls the sport article business (wrong); the failed empty article, labelled not business, is right.
+    assert m["business_accuracy"] == 2 / 3
+    assert [(line.line, line.scored) for line in record.lines] == [(0, True), (1, True), (2, False)]
     assert record.lines[0].companies_tp == 2 and record.lines[0].directions_correct == 1
 
 
@@ -99,6 +102,33 @@ def test_an_existing_evaluation_run_is_recorded_without_running_anything(pf_conn
     assert len(business_script.seen) == calls
     assert (again.flow_run, again.eval_run) == (first.flow_run, first.eval_run)
     assert again.metrics == first.metrics and again.lines == first.lines
+
+
+def test_a_run_whose_every_line_fails_is_recorded_and_fails_the_command(pf_connection, business_script, tmp_path):
+    data = tmp_path / "empty.jsonl"
+    data.write_text("".join(json.dumps({**LABELS[2], "id": f"t/{n}"}) + "\n" for n in range(2)))
+    result = CliRunner().invoke(main, ["--data", str(data), "--out", str(tmp_path / "records")])
+    assert result.exit_code == 1 and "every line failed for: default" in result.output
+    record = ExperimentRecord.load(next((tmp_path / "records").glob("*.json")))
+    assert record.eval_run == "" and record.metrics["lines_failed"] == 2
+    assert record.metrics["schema_valid_rate"] == 0.0 and record.metrics["prompt_tokens_per_article"] is None
+
+
+def test_existing_runs_are_refused_under_a_description_they_do_not_match(pf_connection, business_script, dataset,
+                                                                         tmp_path):
+    judge_answers(business_script)
+    assert run("--data", str(dataset), "--no-judge", "--out", str(tmp_path / "first")).exit_code == 0
+    first = ExperimentRecord.load(next((tmp_path / "first").glob("*.json")))
+    other_data = tmp_path / "other.jsonl"
+    other_data.write_text(dataset.read_text() + dataset.read_text())
+    result = CliRunner().invoke(main, [
+        "--data", str(other_data), "--config", "general_info=variant_1", "--judge",
+        "--flow-run", first.flow_run, "--eval-run", first.eval_run, "--out", str(tmp_path / "again")])
+    assert result.exit_code == 2
+    for problem in ("ran variant default, not ${general_info_prompt.variant_1}", "whose content is not",
+                    "ran with judge=False"):
+        assert problem in result.output
+    assert not (tmp_path / "again").exists()
 
 
 def test_only_one_configuration_can_reuse_a_flow_run(dataset):

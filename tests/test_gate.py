@@ -200,3 +200,10 @@ def test_the_committed_thresholds_file_is_valid_and_covers_smoke_and_full():
 
     thresholds = Thresholds.load(REPO / "evaluations" / "thresholds.yaml")
     assert {"smoke", "full"} <= set(thresholds.sets)
+
+
+def test_a_set_without_rules_is_an_error_not_a_pass(tmp_path):
+    path = tmp_path / "thresholds.yaml"
+    path.write_text("version: 1\nsets:\n  smoke: {}\n")
+    with pytest.raises(GateError, match="has no rules"):
+        check(make_record(), Thresholds.load(path))

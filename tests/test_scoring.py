@@ -53,6 +53,26 @@ def test_short_names_do_not_match_as_parts_of_longer_ones():
     assert matches == [] and len(missed) == 1
 
 
+@pytest.mark.parametrize(("predicted", "label", "matched"), [
+    ("BMW", "BMW Group", True), ("JFE", "JFE Holdings", True), ("Yukos Oil", "Yukos", True),
+    ("Ireland", "Bank of Ireland", False), ("Motors", "General Motors", False),
+])
+def test_a_partial_name_must_start_the_other(predicted, label, matched):
+    assert bool(match_companies([predicted], [{"name": label, "aliases": []}])[0]) is matched
+
+
+def test_a_repeated_company_is_matched_by_its_first_entry():
+    second = {**ACME_ANSWER, "stock_price_change": "decrease", "reason": "Second."}
+    score = score_line(prediction(business_info=[ACME_ANSWER, second]), EXPECTED, ARTICLE)
+    assert [(m.predicted, m.reason) for m in score.matches] == [("increase", ACME_ANSWER["reason"])]
+    assert score.companies_fp == 1
+
+
+def test_naming_no_company_scores_f1_zero_not_unknown():
+    m = aggregate([score_line(prediction(business_info=[]), EXPECTED, ARTICLE)], [])
+    assert m["company_precision"] is None and m["company_recall"] == 0.0 and m["company_f1"] == 0.0
+
+
 def test_a_line_is_scored_against_its_labels():
     score = score_line(prediction(), EXPECTED, ARTICLE)
     assert score.schema_valid and score.title_match and score.title_f1 == 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -50,6 +51,11 @@ def difference_interval(
 
 
 def _resample(lines: list[LineResult], picks: np.ndarray) -> tuple[_Sums, _Sums]:
-    fields = [f for f in LineResult.model_fields if f != "line"]
-    table = {f: np.array([float(getattr(r, f)) for r in lines])[picks] for f in fields}
-    return {f: v.sum(axis=1) for f, v in table.items()}, {f: v.mean(axis=1) for f, v in table.items()}
+    """Sums and means of each field per resample; tokens and latency of unscored lines (None) are left out."""
+    fields = [f for f in LineResult.model_fields if f not in ("line", "scored")]
+    table = {f: np.array([np.nan if getattr(r, f) is None else float(getattr(r, f)) for r in lines])[picks]
+             for f in fields}
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample of unscored lines only has no mean
+        return ({f: np.nansum(v, axis=1) for f, v in table.items()},
+                {f: np.nanmean(v, axis=1) for f, v in table.items()})

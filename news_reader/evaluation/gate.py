@@ -121,6 +121,8 @@ def check(record: ExperimentRecord, thresholds: Thresholds, set_name: str | None
     if set_name not in thresholds.sets:
         raise GateError(f"no threshold set {set_name!r}; sets: {', '.join(thresholds.sets) or 'none'}")
     bounds = thresholds.sets[set_name]
+    if not bounds.min and not bounds.max:
+        raise GateError(f"threshold set {set_name!r} has no rules: a gate that checks nothing cannot pass")
     checks = [_check(record, name, ">=", limit) for name, limit in bounds.min.items()]
     checks += [_check(record, name, "<=", limit) for name, limit in bounds.max.items()]
     return GateResult(record, set_name, checks)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 # Words that do not tell companies apart: legal forms and articles ("Yukos Oil Company" is "Yukos Oil").
 _NOISE = {"the", "plc", "inc", "corp", "corporation", "ltd", "limited", "co", "company", "sa", "ag", "nv", "llc"}
-_MIN_PARTIAL_CHARS = 4
+_MIN_PARTIAL_CHARS = 3
 
 
 @dataclass(frozen=True)
@@ -36,18 +36,18 @@ def _exact(predicted: tuple[str, ...], label: dict) -> bool:
 
 
 def _partial(predicted: tuple[str, ...], label: dict) -> bool:
-    """One name is a run of whole words inside the other: `Yukos` and `Yukos Oil`."""
+    """One name starts the other, in whole words: `Yukos` and `Yukos Oil`, `BMW` and `BMW Group`; but not
+    `Ireland` and `Bank of Ireland`, nor `Motors` and `General Motors`."""
     for name in _names(label):
         short, long = sorted((predicted, name), key=len)
-        if len("".join(short)) < _MIN_PARTIAL_CHARS:
-            continue
-        if any(long[i : i + len(short)] == short for i in range(len(long) - len(short) + 1)):
+        if len("".join(short)) >= _MIN_PARTIAL_CHARS and long[: len(short)] == short:
             return True
     return False
 
 
 def match_companies(predicted: list[str], labels: list[dict]) -> tuple[list[Match], list[str], list[dict]]:
-    """One-to-one matches (exact names first, then partial), unmatched predictions, unmatched labels."""
+    """One-to-one matches (exact names first, then partial), unmatched predictions, unmatched labels. A name
+    given twice is matched once; the repeat counts as unmatched."""
     remaining_predicted = list(predicted)
     remaining_labels = list(labels)
     matches: list[Match] = []

@@ -50,8 +50,8 @@ METRICS: dict[str, Metric] = {
     "cached_tokens_per_article": Metric("cached tokens / article", True, "tokens"),
     "latency_ms_mean": Metric("LLM latency / article, mean", False, "ms"),
     "latency_ms_p95": Metric("LLM latency / article, p95", False, "ms"),
-    "lines_evaluated": Metric("lines evaluated", True, "count"),
-    "lines_failed": Metric("lines failed", False, "count"),
+    "lines_evaluated": Metric("lines scored", True, "count"),
+    "lines_failed": Metric("lines failed (flow or evaluation)", False, "count"),
 }
 
 
@@ -65,6 +65,7 @@ class LineResult(BaseModel):
     """One article's scores, kept in the record so that comparisons can resample articles (paired bootstrap)."""
 
     line: int = Field(description="The article's line number in the dataset, from 0.")
+    scored: bool = Field(True, description="False when the line's flow or evaluation failed (scored as empty).")
     business_correct: bool
     companies_tp: int
     companies_fp: int
@@ -72,9 +73,9 @@ class LineResult(BaseModel):
     directions_correct: int
     directions_total: int
     summary_rouge_l: float
-    prompt_tokens: int
-    completion_tokens: int
-    latency_ms: int
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: int | None
 
 
 class ExperimentRecord(BaseModel):

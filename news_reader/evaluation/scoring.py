@@ -81,7 +81,9 @@ def score_line(prediction: dict, expected: dict, article: str) -> LineScore:
     entries = [e for e in prediction.get("business_info") or [] if isinstance(e, dict)]
     labels = expected["companies"]
     matches, extra, missed = match_companies([str(e.get("business", "")) for e in entries], labels)
-    by_name = {str(e.get("business", "")): e for e in entries}
+    by_name: dict[str, dict] = {}
+    for entry in entries:  # a repeated name is matched by its first entry, like match_companies does
+        by_name.setdefault(str(entry.get("business", "")), entry)
     quotes = [str(e.get("relevant_substring") or "") for e in entries]
     usage = [u for u in prediction.get("usage") or [] if isinstance(u, dict)]
     cached = [u.get("cached_tokens") for u in usage if u.get("cached_tokens") is not None]
@@ -116,10 +118,31 @@ def score_line(prediction: dict, expected: dict, article: str) -> LineScore:
     )
 
 
-def line_result(line: int, score: LineScore) -> LineResult:
-    """What a record keeps of one article's scores."""
+_COST = ("prompt_tokens_per_article", "completion_tokens_per_article", "cached_tokens_per_article",
+         "latency_ms_mean", "latency_ms_p95")
+
+
+def run_metrics(scored: list[LineScore], unscored: list[LineScore], judged: list[JudgedReason]) -> dict:
+    """Metrics over every line of the dataset. A line without a score (its flow or its evaluation failed) counts
+    as an empty answer for quality, and is left out of tokens and latency, which it did not report."""
+    metrics = aggregate(scored + unscored, judged)
+    cost = aggregate(scored, [])
+    metrics.update({key: cost[key] for key in _COST})
+    metrics["lines_evaluated"] = float(len(scored))
+    metrics["lines_failed"] = float(len(unscored))
+    return metrics
+
+
+def empty_answer(expected: dict, article: str) -> LineScore:
+    """The score of a line that produced nothing: every labelled company missed, no business, no title."""
+    return score_line({}, expected, article)
+
+
+def line_result(line: int, score: LineScore, scored: bool = True) -> LineResult:
+    """What a record keeps of one article's scores; an unscored line keeps no tokens or latency."""
     return LineResult(
         line=line,
+        scored=scored,
         business_correct=score.business_predicted == score.business_expected,
         companies_tp=score.companies_tp,
         companies_fp=score.companies_fp,
@@ -127,9 +150,9 @@ def line_result(line: int, score: LineScore) -> LineResult:
         directions_correct=sum(m.predicted == m.expected for m in score.matches),
         directions_total=len(score.matches),
         summary_rouge_l=score.summary_rouge_l,
-        prompt_tokens=score.prompt_tokens,
-        completion_tokens=score.completion_tokens,
-        latency_ms=score.latency_ms,
+        prompt_tokens=score.prompt_tokens if scored else None,
+        completion_tokens=score.completion_tokens if scored else None,
+        latency_ms=score.latency_ms if scored else None,
     )
 
 
@@ -144,7 +167,6 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
     latencies = sorted(s.latency_ms for s in lines)
     cached = [s.cached_tokens for s in lines if s.cached_tokens is not None]
     verdicts = [j for j in judged if j.passed is not None]
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     return {
         "schema_valid_rate": _ratio(sum(s.schema_valid for s in lines), n),
         "title_match_rate": _ratio(sum(s.title_match for s in lines), n),
@@ -153,9 +175,9 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
         "business_accuracy": _ratio(sum(p == t for p, t in zip(pred, true, strict=True)), n),
         "business_precision": _ratio(both, sum(pred)),
         "business_recall": _ratio(both, sum(true)),
-        "company_precision": precision,
-        "company_recall": recall,
-        "company_f1": None if precision is None or recall is None else _f1(precision, recall),
+        "company_precision": _ratio(tp, tp + fp),
+        "company_recall": _ratio(tp, tp + fn),
+        "company_f1": _ratio(2 * tp, 2 * tp + fp + fn),
         "direction_accuracy": _ratio(sum(m.predicted == m.expected for m in matches), len(matches)),
         "grounding_rate": _ratio(sum(s.quotes_grounded for s in lines), sum(s.quotes_total for s in lines)),
         "judge_pass_rate": _ratio(sum(bool(j.passed) for j in verdicts), len(verdicts)),
@@ -195,6 +217,3 @@ def _ratio(part: float, whole: float) -> float | None:
 def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
-
-def _f1(precision: float, recall: float) -> float:
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
