@@ -26,6 +26,7 @@ EXPERIMENTS := $(STATE)/experiments
 DATA ?= smoke
 CONFIG ?= all
 JUDGE ?= --judge
+DATA_NAME = $(notdir $(basename $(DATA)))
 
 .PHONY: run setup shell test gate evaluate compare lint clean
 
@@ -41,21 +42,21 @@ test: setup
 
 # The default flow over DATA, evaluated and checked against evaluations/thresholds.yaml.
 gate: setup
-	rm -rf $(EXPERIMENTS)/gate-$(notdir $(basename $(DATA)))
+	rm -rf $(EXPERIMENTS)/gate-$(DATA_NAME)
 	news-reader llm with -- python evaluations/run_experiment.py --data $(DATA) --config default $(JUDGE) \
-		--out $(EXPERIMENTS)/gate-$(notdir $(basename $(DATA)))
-	news-reader eval gate $(EXPERIMENTS)/gate-$(notdir $(basename $(DATA)))/*.json \
-		--report $(EXPERIMENTS)/gate-$(notdir $(basename $(DATA)))/gate-report.txt
+		--out $(EXPERIMENTS)/gate-$(DATA_NAME)
+	news-reader eval gate $(EXPERIMENTS)/gate-$(DATA_NAME)/*.json \
+		--report $(EXPERIMENTS)/gate-$(DATA_NAME)/gate-report.txt
 
 # A batch experiment: CONFIG over DATA, one record per configuration in .state/experiments/DATA.
 evaluate: setup
 	news-reader llm with -- python evaluations/run_experiment.py --data $(DATA) --config $(CONFIG) $(JUDGE) \
-		--out $(EXPERIMENTS)/$(notdir $(basename $(DATA)))
+		--out $(EXPERIMENTS)/$(DATA_NAME)
 
 # Side by side: every record of DATA as a Markdown table and a PNG chart.
 compare: setup
-	news-reader eval compare $(EXPERIMENTS)/$(notdir $(basename $(DATA))) \
-		--out $(EXPERIMENTS)/$(notdir $(basename $(DATA)))/compare
+	news-reader eval compare $(EXPERIMENTS)/$(DATA_NAME) \
+		--out $(EXPERIMENTS)/$(DATA_NAME)/compare
 
 # A shell with the venv and the project's Prompt flow home, for news-reader, pf and pytest by hand.
 shell: setup

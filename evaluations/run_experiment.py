@@ -19,7 +19,6 @@ import yaml
 from promptflow.client import PFClient
 
 from news_reader.evaluation.records import (
-    METRICS,
     DatasetRef,
     ExperimentRecord,
     LineResult,
@@ -30,6 +29,7 @@ from news_reader.evaluation.records import (
 )
 from news_reader.evaluation.scoring import JudgedReason, LineScore, empty_answer, line_result, run_metrics
 from news_reader.prompting import DEFAULT_VARIANT, PROMPTS_DIR, template_file
+from news_reader.steps import STEP_OUTPUTS
 
 REPO = Path(__file__).resolve().parents[1]
 STEP_FLOW = REPO / "flows" / "news_reader"
@@ -49,10 +49,9 @@ EVAL_COLUMNS = {
 
 def flow_variants() -> dict[str, list[str]]:
     """Prompt nodes with variants in the step flow and their variant ids, default first."""
-    dag = yaml.safe_load((STEP_FLOW / "flow.dag.yaml").read_text())
     return {
         node: [spec["default_variant_id"], *sorted(set(spec["variants"]) - {spec["default_variant_id"]})]
-        for node, spec in dag.get("node_variants", {}).items()
+        for node, spec in _dag(STEP_FLOW).get("node_variants", {}).items()
     }
 
 
@@ -71,8 +70,7 @@ def flow_and_variant(config: str) -> tuple[Path, str | None, dict[str, str]]:
     """The flow folder, Prompt flow's variant id, and the prompt variant of each step the configuration uses."""
     if config == BASELINE:
         return SINGLE_FLOW, None, {BASELINE: DEFAULT_VARIANT}
-    steps = dict.fromkeys(["general_info", "business_category", "businesses_involved", "business_analysis"],
-                          DEFAULT_VARIANT)
+    steps = {step: DEFAULT_VARIANT for step in STEP_OUTPUTS if step != BASELINE}
     if config == "default":
         return STEP_FLOW, None, steps
     step, variant = config.split("=")
@@ -127,8 +125,7 @@ def score_run(pf: PFClient, eval_run: str | None, labels: list[dict]) -> tuple[d
                 scored[int(line)] = LineScore.model_validate(scores)
                 judged += [JudgedReason.model_validate(v) for v in verdicts or [] if isinstance(v, dict)]
     unscored = {n: empty_answer(label, label["article"]) for n, label in enumerate(labels) if n not in scored}
-    metrics: dict[str, float | None] = dict.fromkeys(METRICS)
-    metrics.update(run_metrics(list(scored.values()), list(unscored.values()), judged))
+    metrics = run_metrics(list(scored.values()), list(unscored.values()), judged)
     lines = [line_result(n, scored[n]) if n in scored else line_result(n, unscored[n], scored=False)
              for n in range(len(labels))]
     return metrics, lines

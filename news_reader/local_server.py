@@ -50,30 +50,30 @@ def is_healthy(base_url: str) -> bool:
 def start(settings: LocalModelSettings) -> ServerStatus:
     """Start the server in the background and wait until it answers; idempotent."""
     current = status(settings)
+    log = settings.server_dir / "server.log"
     if current.healthy:
         return current
     if current.running:  # still loading: wait for it rather than start a second one
         pid = current.pid
-        log = settings.server_dir / "server.log"
         return _wait_until_healthy(settings, pid, exited=lambda: not _alive(pid), log_name=str(log))
     if not local_model.is_installed(settings):
         raise LocalModelError("the local model is not installed: run `news-reader llm install` (or `make setup`)")
     if _port_in_use(settings.host, settings.port):
         raise LocalModelError(f"port {settings.port} is in use; set NEWS_READER_LOCAL_PORT to a free port")
     settings.server_dir.mkdir(parents=True, exist_ok=True)
-    log = (settings.server_dir / "server.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server",
-         "--model", str(settings.model_file), "--model_alias", LOCAL_MODEL_ALIAS,
-         "--n_ctx", str(settings.n_ctx), "--n_threads", str(settings.n_threads),
-         "--host", settings.host, "--port", str(settings.port)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        # Without PASSIVE, OpenMP threads spin and generation is about 3x slower on 2 cores.
-        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
-    )
+    with log.open("ab") as output:  # the server keeps its own copy of the file descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server",
+             "--model", str(settings.model_file), "--model_alias", LOCAL_MODEL_ALIAS,
+             "--n_ctx", str(settings.n_ctx), "--n_threads", str(settings.n_threads),
+             "--host", settings.host, "--port", str(settings.port)],
+            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            # Without PASSIVE, OpenMP threads spin and generation is about 3x slower on 2 cores.
+            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+        )
     _pid_file(settings).write_text(json.dumps({"pid": process.pid, "base_url": settings.base_url}))
     try:
-        return _wait_until_healthy(settings, process.pid, exited=lambda: process.poll() is not None, log_name=log.name)
+        return _wait_until_healthy(settings, process.pid, exited=lambda: process.poll() is not None, log_name=str(log))
     except BaseException:  # including Ctrl-C while the model loads: never leave a detached server behind
         stop(settings)
         raise

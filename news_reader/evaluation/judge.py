@@ -32,10 +32,9 @@ def excerpt(article: str, quote: str) -> str:
     start = article.find(quote) if quote else -1
     if start < 0:
         return article
-    paragraph_breaks = [m.end() for m in re.finditer(r"\n\s*\n", article)]
-    begin = max((b for b in paragraph_breaks if b <= start), default=0)
-    end = min((m.start() for m in re.finditer(r"\n\s*\n", article) if m.start() >= start + len(quote)),
-              default=len(article))
+    breaks = list(re.finditer(r"\n\s*\n", article))
+    begin = max((b.end() for b in breaks if b.end() <= start), default=0)
+    end = min((b.start() for b in breaks if b.start() >= start + len(quote)), default=len(article))
     title = headline(article)
     body = article[begin:end].strip()
     return f"{title}\n\n{body}" if title and begin > 0 else body
@@ -44,10 +43,11 @@ def excerpt(article: str, quote: str) -> str:
 def judge_reasons(client: LLMClient, article: str, matches: list[CompanyMatch]) -> list[JudgedReason]:
     """One verdict per matched company; a failed judge call is recorded as such, not raised."""
     results = []
+    answer_format = output_format(ReasonVerdict)
     for match in matches:
         prompt = render(
             "judge_reason", excerpt=excerpt(article, match.quote), business=match.business, reason=match.reason,
-            output_format=output_format(ReasonVerdict),
+            output_format=answer_format,
         )
         correct = match.predicted == match.expected
         try:
