@@ -28,7 +28,7 @@ CONFIG ?= all
 JUDGE ?= --judge
 DATA_NAME = $(notdir $(basename $(DATA)))
 
-.PHONY: run setup shell test gate evaluate compare lint clean
+.PHONY: run setup shell test gate gate-azure evaluate compare serve validate lint clean
 
 run: setup
 	news-reader llm with -- pf flow test --flow flows/news_reader
@@ -48,6 +48,15 @@ gate: setup
 	news-reader eval gate $(EXPERIMENTS)/gate-$(DATA_NAME)/*.json \
 		--report $(EXPERIMENTS)/gate-$(DATA_NAME)/gate-report.txt
 
+# The same in the Azure ML workspace named by AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and AZUREML_WORKSPACE, on
+# the Azure OpenAI deployment AZURE_OPENAI_DEPLOYMENT (CD runs it with DATA=full).
+gate-azure: $(VENV)/.installed $(STATE)/pf/.configured
+	rm -rf $(EXPERIMENTS)/gate-azure-$(DATA_NAME)
+	python evaluations/run_experiment.py --azure --data $(DATA) --config default $(JUDGE) \
+		--model "$$AZURE_OPENAI_DEPLOYMENT" --out $(EXPERIMENTS)/gate-azure-$(DATA_NAME)
+	news-reader eval gate $(EXPERIMENTS)/gate-azure-$(DATA_NAME)/*.json \
+		--report $(EXPERIMENTS)/gate-azure-$(DATA_NAME)/gate-report.txt
+
 # A batch experiment: CONFIG over DATA, one record per configuration in .state/experiments/DATA.
 evaluate: setup
 	news-reader llm with -- python evaluations/run_experiment.py --data $(DATA) --config $(CONFIG) $(JUDGE) \
@@ -58,12 +67,22 @@ compare: setup
 	news-reader eval compare $(EXPERIMENTS)/$(DATA_NAME) \
 		--out $(EXPERIMENTS)/$(DATA_NAME)/compare
 
+# The flow over HTTP on the local model at http://127.0.0.1:8080: POST /score, GET /health, /version, /openapi.json.
+# NEWS_READER_SERVING_* and NEWS_READER_LLM_* configure it (README, "Serve").
+serve: setup
+	news-reader llm with -- python -m deployment.serving
+
+# Prompt flow's own check of every flow's YAML, nodes and variants (no LLM needed).
+validate: $(VENV)/.installed $(STATE)/pf/.configured
+	for flow in flows/news_reader flows/news_reader_single evaluations/news_reader_eval; do \
+		pf flow validate --source $$flow > /dev/null || exit 1; echo "$$flow: valid"; done
+
 # A shell with the venv and the project's Prompt flow home, for news-reader, pf and pytest by hand.
 shell: setup
 	@echo "News Reader shell (exit to leave)"; HISTFILE=$(CURDIR)/$(STATE)/shell_history bash -i
 
 lint: $(VENV)/.installed
-	ruff check news_reader flows evaluations tests benchmarks data
+	ruff check news_reader flows evaluations deployment tests benchmarks data
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml $(LLAMA_WHEEL)
 	$(BIN)/pip install --quiet --find-links $(STATE)/wheels -r requirements.txt -r requirements-dev.txt

@@ -3,4 +3,5 @@
 from news_reader.pipeline import analyze, analyze_single
 from news_reader.schemas import ArticleInfo
 
-__all__ = ["ArticleInfo", "analyze", "analyze_single"]
+__version__ = "0.1.0"
+__all__ = ["ArticleInfo", "__version__", "analyze", "analyze_single"]

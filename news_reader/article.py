@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from news_reader.errors import InvalidArticle
+from news_reader.errors import ArticleTooLong, InvalidArticle
 
 # Share of control or unassigned characters above which input is treated as binary, not text.
 _MAX_ODD_CHAR_SHARE = 0.01
@@ -43,7 +43,7 @@ def prepare_article(raw: str | bytes, max_chars: int) -> str:
     if not text:
         raise InvalidArticle("article is empty")
     if len(text) > max_chars:
-        raise InvalidArticle(
+        raise ArticleTooLong(
             f"article has {len(text):,} characters; the limit is {max_chars:,} (NEWS_READER_MAX_ARTICLE_CHARS)"
         )
     return text

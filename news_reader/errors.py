@@ -11,6 +11,10 @@ class InvalidArticle(NewsReaderError):
     kind = "invalid_article"
 
 
+class ArticleTooLong(InvalidArticle):
+    kind = "article_too_long"
+
+
 class LLMUnavailable(NewsReaderError):
     kind = "llm_unavailable"
 

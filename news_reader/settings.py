@@ -84,3 +84,17 @@ class PipelineSettings(BaseSettings):
 
     max_article_chars: int = 20_000
     max_businesses: int = 5
+
+
+class ServingSettings(BaseSettings):
+    """The HTTP endpoint: where it listens, who may call it, and how much it reads."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWS_READER_SERVING_", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threads: int = 4
+    # When set, POST /score needs `Authorization: Bearer <key>`; health, version and the OpenAPI document stay open.
+    api_key: SecretStr | None = None
+    # Request bodies above this size are refused unread. 20,000 characters of JSON-escaped text fit with room.
+    max_request_bytes: int = 1_000_000

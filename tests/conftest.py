@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,12 @@ SPORT_ARTICLE = """Claxton hunting first major medal
 
 British hurdler Sarah Claxton is confident she can win her first major medal at next month's championships in Madrid.
 """
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture

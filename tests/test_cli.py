@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +11,9 @@ from pathlib import Path
 import pytest
 
 from news_reader.schemas import ArticleInfo
-from tests.conftest import ARTICLE
+from tests.conftest import ARTICLE, free_port
 
 CLI = str(Path(sys.executable).parent / "news-reader")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

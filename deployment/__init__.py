@@ -1,0 +1,1 @@
+"""Serving, packaging and Azure ML deployment of the News Reader flow."""

@@ -1,0 +1,51 @@
+"""A flow folder made self-contained for serving and for registering as an Azure ML model.
+
+Prompt flow resolves a flow's `additional_includes` only inside its own commands; a served or registered folder must
+carry the included files itself. Staging copies them in, and can pin the model every LLM node calls (the Azure
+OpenAI deployment name), so the staged `flow.dag.yaml` states exactly what runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+FLOW_FILE = "flow.dag.yaml"
+# Local test and run artifacts, never part of what is served.
+_SKIP = shutil.ignore_patterns(".promptflow", "__pycache__", "*.pyc", ".runs")
+
+
+def stage_flow(flow_dir: Path, dest: Path, *, model: str | None = None) -> Path:
+    """Copy `flow_dir` into `dest` (which must not exist) with its additional includes resolved; with `model`, set
+    the `model` input of every node that has one."""
+    flow_dir = Path(flow_dir).resolve()
+    dag = yaml.safe_load((flow_dir / FLOW_FILE).read_text(encoding="utf-8"))
+    shutil.copytree(flow_dir, dest, ignore=_SKIP)
+    for include in dag.pop("additional_includes", []):
+        source = (flow_dir / include).resolve()
+        if not source.exists():
+            raise FileNotFoundError(f"{flow_dir / FLOW_FILE}: additional include {include} does not exist")
+        target = Path(dest) / source.name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=_SKIP)
+        else:
+            shutil.copy2(source, target)
+    if model is not None:
+        for node in dag["nodes"]:
+            if "model" in node.get("inputs", {}):
+                node["inputs"]["model"] = model
+    (Path(dest) / FLOW_FILE).write_text(yaml.safe_dump(dag, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return Path(dest)
+
+
+def find_flow(root: Path) -> Path:
+    """The folder holding `flow.dag.yaml`: `root` itself or its single descendant that has one (Azure ML mounts a
+    registered model under `AZUREML_MODEL_DIR/<model folder>`)."""
+    if (root / FLOW_FILE).is_file():
+        return root
+    found = sorted(p.parent for p in root.rglob(FLOW_FILE))
+    if len(found) != 1:
+        raise FileNotFoundError(f"expected one {FLOW_FILE} under {root}, found {len(found)}")
+    return found[0]

@@ -1,0 +1,1 @@
+"""The News Reader flow over HTTP, locally and in the Azure ML serving image."""

@@ -1,0 +1,36 @@
+"""`python -m deployment.serving`: serve the News Reader flow over HTTP with waitress."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import waitress
+
+from deployment.serving.app import create_app
+from news_reader.settings import LLMSettings, ServingSettings
+
+DEFAULT_FLOW = Path(__file__).resolve().parents[2] / "flows" / "news_reader"
+
+
+@click.command()
+@click.option("--flow", "flow_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              envvar="NEWS_READER_FLOW_DIR", default=None,
+              help="Flow folder [default: $AZUREML_MODEL_DIR when set, else flows/news_reader].")
+@click.option("--host", default=None, help="Interface [default: NEWS_READER_SERVING_HOST or 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [default: NEWS_READER_SERVING_PORT or 8080].")
+def main(flow_dir: Path | None, host: str | None, port: int | None) -> None:
+    """Serve POST /score, GET /health, /version and /openapi.json."""
+    serving = ServingSettings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    flow_dir = flow_dir or Path(os.environ.get("AZUREML_MODEL_DIR") or DEFAULT_FLOW)
+    llm = LLMSettings()
+    app = create_app(flow_dir, serving, llm)
+    auth = "API key required" if serving.api_key else "no API key"
+    click.echo(f"News Reader on http://{serving.host}:{serving.port} ({auth}); flow {flow_dir}; "
+               f"model {llm.model} at {llm.resolved_base_url()}", err=True)
+    waitress.serve(app, host=serving.host, port=serving.port, threads=serving.threads, ident="news-reader")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Prompt flow's serving app (Flask) with the endpoint's contract around it: API key, request checks with clear 4xx
+answers, flow failures mapped to their HTTP status, a version route and an OpenAPI document."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+import yaml
+from flask import Flask, Response, g, jsonify, request
+from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
+from promptflow.core._serving.app import create_app as create_promptflow_app
+from werkzeug.exceptions import HTTPException
+
+from deployment.flow_package import FLOW_FILE, find_flow, stage_flow
+from news_reader import __version__
+from news_reader.errors import NewsReaderError
+from news_reader.score_request import (
+    STATUS_OF_KIND,
+    RequestRejected,
+    check_api_key,
+    error_body,
+    openapi_document,
+    parse_score_request,
+)
+from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings
+
+
+def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMSettings | None = None) -> Flask:
+    """Serve the flow in `flow_dir` (a folder holding flow.dag.yaml, or one level above it)."""
+    serving = serving or ServingSettings()
+    llm = llm or LLMSettings()
+    staged = _stage(find_flow(Path(flow_dir)), llm)
+    os.environ["PROMPTFLOW_PROJECT_PATH"] = str(staged)  # where Prompt flow's serving app looks for the flow
+    connections = [_connection(name, llm) for name in _connection_names(staged)]
+    app = create_promptflow_app(engine="flask", flow_file_path=staged / FLOW_FILE,
+                                connection_provider=lambda: connections)
+    app.config["MAX_CONTENT_LENGTH"] = serving.max_request_bytes
+    max_chars = PipelineSettings().max_article_chars
+    api_key = serving.api_key.get_secret_value() if serving.api_key else None
+    about = {"news_reader": __version__, "promptflow": version("promptflow"), "flow": app.flow_name,
+             "model": llm.model, "build_info": os.environ.get("BUILD_INFO", "")}
+
+    @app.before_request
+    def check_score_request():
+        if request.endpoint != "score":
+            return None
+        check_api_key(request.headers.get("Authorization"), api_key)
+        if (request.content_length or 0) > serving.max_request_bytes:
+            raise RequestRejected("request_too_large",
+                                  f"request body has {request.content_length:,} bytes; "
+                                  f"the limit is {serving.max_request_bytes:,} (NEWS_READER_SERVING_MAX_REQUEST_BYTES)")
+        parse_score_request(request.get_data(cache=True), request.mimetype or None, max_chars)
+        return None
+
+    @app.after_request
+    def explain_flow_failure(response: Response) -> Response:
+        """Prompt flow answers a failed flow with its own error body and status; answer with the node's error."""
+        if request.endpoint == "score" and response.status_code >= 400 and "flow_result" in g:
+            error = g.flow_result.run_info.error or {}
+            kind, message = _failure(error)
+            response = jsonify(error_body(kind, message))
+            response.status_code = STATUS_OF_KIND[kind]
+        return response
+
+    @app.errorhandler(RequestRejected)
+    def rejected(err: RequestRejected):
+        response = jsonify(error_body(err.kind, str(err)))
+        if err.kind == "unauthorized":
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response, err.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        kind = "request_too_large" if err.code == 413 else "invalid_request"
+        return jsonify(error_body(kind, err.description or err.name)), err.code
+
+    app.view_functions["version"] = lambda: {"status": "Healthy", **about}
+    openapi = openapi_document(max_chars, serving.max_request_bytes, auth=api_key is not None)
+    app.add_url_rule("/openapi.json", "openapi", lambda: openapi)
+    return app
+
+
+def _stage(flow_dir: Path, llm: LLMSettings) -> Path:
+    """A self-contained copy of the flow in a temporary folder; NEWS_READER_LLM_MODEL, when set, names the model
+    every LLM node calls."""
+    root = Path(tempfile.mkdtemp(prefix="news-reader-flow-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    model = llm.model if "model" in llm.model_fields_set else None
+    return stage_flow(flow_dir, root / flow_dir.name, model=model)
+
+
+def _connection_names(flow_dir: Path) -> set[str]:
+    dag = yaml.safe_load((flow_dir / FLOW_FILE).read_text(encoding="utf-8"))
+    return {node["inputs"]["connection"] for node in dag["nodes"] if "connection" in node.get("inputs", {})}
+
+
+def _connection(name: str, llm: LLMSettings) -> OpenAIConnection | AzureOpenAIConnection:
+    """The flow's connection, from the same NEWS_READER_LLM_* settings the core reads (no connection store)."""
+    key = llm.api_key.get_secret_value() if llm.api_key else None
+    if llm.provider == "azure":
+        connection = AzureOpenAIConnection(name=name, api_base=llm.base_url, api_key=key,
+                                           api_version=llm.api_version,
+                                           auth_mode="meid_token" if llm.azure_ad_auth else "key")
+    else:
+        connection = OpenAIConnection(name=name, api_key=key or "none", base_url=llm.resolved_base_url())
+    # Prompt flow 1.18.5's invoker calls `to_execution_connection_dict` on what a connection provider returns, but
+    # the connection classes name that method with a leading underscore.
+    connection.to_execution_connection_dict = connection._to_execution_connection_dict
+    return connection
+
+
+def _failure(error: dict) -> tuple[str, str]:
+    """The failure kind and message of a failed flow run, from the node exception Prompt flow reports."""
+    for detail in error.get("additionalInfo") or []:
+        exception = detail.get("info") or {}
+        if exception.get("type") in _KINDS:
+            return _KINDS[exception["type"]], exception.get("message", "")
+    return "flow_failed", error.get("message", "the flow failed")
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(c for sub in cls.__subclasses__() for c in _subclasses(sub))]
+
+
+_KINDS = {cls.__name__: cls.kind for cls in _subclasses(NewsReaderError)}

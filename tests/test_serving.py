@@ -1,0 +1,161 @@
+"""The local endpoint (`python -m deployment.serving`), run as a real HTTP server over the fake LLM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from openapi_spec_validator import validate
+from pytest_httpserver import HTTPServer
+
+from news_reader.schemas import ArticleInfo
+from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER, REPO, free_port
+from tests.fake_llm import FakeLLM, answer, error
+
+SERVING_KEY = "serving-key-7f3a9c"
+LLM_KEY = "llm-key-52e8d1"
+AUTH = {"Authorization": f"Bearer {SERVING_KEY}"}
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLM]:
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    fake = FakeLLM(server)
+    fake.script("GeneralInfo", answer({"title": "Acme profits soar as Globex deal collapses",
+                                       "summary": "Acme's profits rose while Globex lost a takeover."}))
+    fake.script("BusinessCategory", answer({"is_about_business": True}))
+    fake.script("BusinessesInvolved", answer({"businesses": ["Acme Corp", "Globex"]}))
+    fake.script("BusinessSpecificInfo:Acme Corp", answer(ACME_ANSWER))
+    fake.script("BusinessSpecificInfo:Globex", answer(GLOBEX_ANSWER))
+    yield fake
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def endpoint(llm: FakeLLM, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """The endpoint's base URL and its log file; an API key is configured and the LLM calls model `fake`."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serving") / "server.log"
+    env = {**os.environ, "NEWS_READER_SERVING_PORT": str(port), "NEWS_READER_SERVING_API_KEY": SERVING_KEY,
+           "NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_API_KEY": LLM_KEY,
+           "NEWS_READER_LLM_MODEL": "fake", "NEWS_READER_LLM_MAX_RETRIES": "0",
+           "NEWS_READER_SERVING_MAX_REQUEST_BYTES": "200000"}
+    with log.open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "deployment.serving"], cwd=REPO, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, server, log)
+        yield url, log
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the endpoint exited at start:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    pytest.fail("the endpoint did not come up in 120 s")
+
+
+def score(endpoint, body, headers=AUTH, **kwargs) -> requests.Response:
+    url, _ = endpoint
+    return requests.post(f"{url}/score", json=body, headers=headers, timeout=60, **kwargs)
+
+
+def test_an_article_is_analysed_with_the_flows_outputs_and_a_trace_id(endpoint):
+    response = score(endpoint, {"article": ARTICLE})
+    assert response.status_code == 200, response.text
+    info = ArticleInfo.model_validate(response.json())
+    assert [b.business for b in info.business_info] == ["Acme Corp", "Globex"]
+    assert len(info.trace_id) == 32 and int(info.trace_id, 16)
+    assert score(endpoint, {"article": ARTICLE}).json()["trace_id"] != info.trace_id
+
+
+def test_every_llm_call_uses_the_configured_model_and_key(endpoint, llm):
+    score(endpoint, {"article": ARTICLE})
+    assert llm.seen and {s.body["model"] for s in llm.seen} == {"fake"}
+    assert {r.headers["Authorization"] for r, _ in llm.server.log} == {f"Bearer {LLM_KEY}"}
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": SERVING_KEY}],
+                         ids=["no key", "wrong key", "no scheme"])
+def test_a_request_without_the_right_api_key_is_refused(endpoint, headers):
+    response = score(endpoint, {"article": ARTICLE}, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "code", "says"), [
+    (b'{"article": "x"', "application/json", 400, "invalid_request", "not valid JSON"),
+    (b'["an article"]', "application/json", 400, "invalid_request", "JSON object"),
+    (b"{}", "application/json", 422, "invalid_field", "article: Field required"),
+    (b'{"article": 42}', "application/json", 422, "invalid_field", "article: Input should be a valid string"),
+    (b'{"article": "x", "lang": "en"}', "application/json", 422, "invalid_field", "lang: Extra inputs"),
+    (b'{"article": " \\n "}', "application/json", 422, "invalid_article", "article is empty"),
+    (json.dumps({"article": "\x01\x02\x03" * 50}).encode(), "application/json", 422, "invalid_article", "binary"),
+    (json.dumps({"article": "word " * 5000}).encode(), "application/json", 413, "article_too_long", "limit is 20,000"),
+    (b"article=hello", "application/x-www-form-urlencoded", 415, "unsupported_media_type", "application/json"),
+], ids=["bad json", "not an object", "missing field", "wrong type", "extra field", "empty", "binary", "too long",
+        "form post"])
+def test_a_bad_request_gets_a_4xx_that_says_what_is_wrong(endpoint, llm, body, content_type, status, code, says):
+    url, _ = endpoint
+    calls = len(llm.seen)
+    response = requests.post(f"{url}/score", data=body, headers={**AUTH, "Content-Type": content_type}, timeout=30)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert says in response.json()["error"]["message"]
+    assert len(llm.seen) == calls
+
+
+def test_a_body_over_the_size_limit_is_refused_with_413(endpoint):
+    response = score(endpoint, {"article": "word " * 50_000})
+    assert response.status_code == 413
+    assert "limit is 200,000" in response.json()["error"]["message"]
+
+
+def test_a_rate_limited_llm_gives_429_with_the_reason(endpoint, llm):
+    llm.script("GeneralInfo", error(429))
+    try:
+        response = score(endpoint, {"article": ARTICLE})
+    finally:
+        llm.script("GeneralInfo", answer({"title": "Acme profits soar", "summary": "Acme's profits rose."}))
+    assert response.status_code == 429
+    assert response.json()["error"] == {"code": "llm_rate_limited",
+                                        "message": "the LLM is rate limited: scripted HTTP 429"}
+
+
+def test_health_version_and_the_openapi_document_need_no_key(endpoint):
+    url, _ = endpoint
+    assert requests.get(f"{url}/health", timeout=5).json()["status"] == "Healthy"
+    about = requests.get(f"{url}/version", timeout=5).json()
+    assert about["model"] == "fake" and about["flow"] == "news_reader" and about["news_reader"]
+    document = requests.get(f"{url}/openapi.json", timeout=5).json()
+    validate(document)
+    assert document["paths"]["/score"]["post"]["security"] == [{"apiKey": []}]
+
+
+def test_no_key_or_article_text_reaches_the_server_log(endpoint):
+    score(endpoint, {"article": ARTICLE})
+    score(endpoint, {"article": ARTICLE}, headers={"Authorization": "Bearer wrong"})
+    _, log = endpoint
+    text = log.read_text()
+    assert "News Reader on http://" in text
+    for secret in (SERVING_KEY, LLM_KEY, "rocket skates"):
+        assert secret not in text
