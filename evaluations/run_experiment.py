@@ -3,6 +3,11 @@ evaluation flow over that run, and record runs, variant, prompt hashes, model, d
 
     python evaluations/run_experiment.py --data smoke --config all
     python evaluations/run_experiment.py --data full --config default --flow-run <existing run>   # evaluate only
+    python evaluations/run_experiment.py --azure --data full --model <Azure OpenAI deployment>   # in Azure ML
+
+With --azure both runs go to the Azure ML workspace that AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and
+AZUREML_WORKSPACE name, on a serverless compute session (Azure ML picks the instance type), with the workspace
+connection --connection. The record is the same as a local one.
 
 This is the Prompt flow side of the evaluation; the scoring, judge, records, gate and comparison are in
 news_reader.evaluation and do not depend on Prompt flow.
@@ -10,6 +15,7 @@ news_reader.evaluation and do not depend on Prompt flow.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +42,10 @@ STEP_FLOW = REPO / "flows" / "news_reader"
 SINGLE_FLOW = REPO / "flows" / "news_reader_single"
 EVAL_FLOW = REPO / "evaluations" / "news_reader_eval"
 BASELINE = "single_prompt"
+WORKSPACE_VARIABLES = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE")
+# pfazure stops streaming a run that shows no new log for this long (600 s by default), and a new compute session
+# can install the flow's requirements quietly for longer than that.
+WORKSPACE_STREAM_TIMEOUT_S = 3600
 EVAL_COLUMNS = {
     "article": "${data.article}",
     "title_reference": "${data.title_reference}",
@@ -77,6 +87,21 @@ def flow_and_variant(config: str) -> tuple[Path, str | None, dict[str, str]]:
     return STEP_FLOW, f"${{{step}_prompt.{variant}}}", {**steps, step: variant}
 
 
+def workspace_client() -> PFClient:
+    """Prompt flow in the Azure ML workspace named by WORKSPACE_VARIABLES, signed in with DefaultAzureCredential (in
+    GitHub Actions: the Azure CLI session of azure/login)."""
+    missing = [name for name in WORKSPACE_VARIABLES if not os.environ.get(name)]
+    if missing:
+        raise click.UsageError(f"--azure needs {', '.join(missing)} in the environment")
+    from azure.identity import DefaultAzureCredential
+    from promptflow.azure import PFClient as WorkspacePFClient
+
+    return WorkspacePFClient(
+        credential=DefaultAzureCredential(), subscription_id=os.environ["AZURE_SUBSCRIPTION_ID"],
+        resource_group_name=os.environ["AZURE_RESOURCE_GROUP"], workspace_name=os.environ["AZUREML_WORKSPACE"],
+    )
+
+
 def prompt_hashes(pf: PFClient, flow_run: str, eval_run: str | None, steps: dict[str, str]) -> dict[str, str]:
     """sha256 of every template the runs used (from their snapshots): the system prompt, each step's variant, and
     the judge's when the evaluation ran it."""
@@ -85,7 +110,9 @@ def prompt_hashes(pf: PFClient, flow_run: str, eval_run: str | None, steps: dict
         names["judge_reason.jinja2"] = eval_run
     hashes = {}
     for name, run in names.items():
-        snapshot = Path(pf.runs.get(run)._output_path) / "snapshot" / "news_reader" / "prompts" / name
+        # A workspace run's snapshot is the upload of the local files, made by this command moments before.
+        snapshot = PROMPTS_DIR / name if _in_workspace(pf) else (
+            Path(pf.runs.get(run)._output_path) / "snapshot" / "news_reader" / "prompts" / name)
         hashes[name] = sha256_file(snapshot if snapshot.is_file() else PROMPTS_DIR / name)
     return hashes
 
@@ -119,7 +146,9 @@ def score_run(pf: PFClient, eval_run: str | None, labels: list[dict]) -> tuple[d
     judged: list[JudgedReason] = []
     if eval_run is not None:
         details = pf.get_details(eval_run, all_results=True)
-        for line, scores, verdicts in zip(details["inputs.line_number"], details["outputs.scores"],
+        # Local details carry the dataset line as an input; a workspace's are indexed by it.
+        line_numbers = details.get("inputs.line_number", details.index)
+        for line, scores, verdicts in zip(line_numbers, details["outputs.scores"],
                                           details.get("outputs.judged", [None] * len(details)), strict=True):
             if isinstance(scores, dict):
                 scored[int(line)] = LineScore.model_validate(scores)
@@ -144,7 +173,9 @@ def score_run(pf: PFClient, eval_run: str | None, labels: list[dict]) -> tuple[d
 @click.option("--judge-model", default=None, help="Model for the judge (default: --model or the flow's).")
 @click.option("--out", default=".state/experiments", show_default=True, type=click.Path(path_type=Path),
               help="Folder for the experiment records.")
-def main(data_name, config_choice, flow_run, eval_run, judge, connection, model, judge_model, out) -> None:
+@click.option("--azure", is_flag=True,
+              help=f"Run in the Azure ML workspace named by {', '.join(WORKSPACE_VARIABLES)}; needs --model.")
+def main(data_name, config_choice, flow_run, eval_run, judge, connection, model, judge_model, out, azure) -> None:
     """Run the flow and the evaluation, and write one record per configuration."""
     data = Path(data_name) if data_name.endswith(".jsonl") else REPO / "data" / "eval" / f"{data_name}.jsonl"
     if not data.is_file():
@@ -154,7 +185,12 @@ def main(data_name, config_choice, flow_run, eval_run, judge, connection, model,
         raise click.UsageError("--flow-run evaluates one configuration: name it with --config")
     if eval_run and not flow_run:
         raise click.UsageError("--eval-run needs the --flow-run it evaluated")
-    pf = PFClient()
+    if azure and not model:
+        raise click.UsageError("--azure needs --model: the Azure OpenAI deployment the connection serves")
+    if azure and flow_run:
+        raise click.UsageError("--flow-run records local runs only: a workspace run's flow and data cannot be "
+                               "checked against this checkout")
+    pf = workspace_client() if azure else PFClient()
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
     dataset = dataset_ref(data, REPO)
     flow_model = model or _dag_model(STEP_FLOW)
@@ -165,21 +201,19 @@ def main(data_name, config_choice, flow_run, eval_run, judge, connection, model,
         flow, variant, steps = flow_and_variant(config)
         name = f"{data.stem}_{config.replace('=', '_')}_{stamp}"
         if flow_run is None:
-            flow_run_name = pf.run(
-                flow=flow, data=data, column_mapping={"article": "${data.article}"}, variant=variant, name=name,
+            flow_run_name = _run(
+                pf, flow=flow, data=data, column_mapping={"article": "${data.article}"}, variant=variant, name=name,
                 connections={node: {"connection": connection, "model": flow_model} for node in _llm_nodes(flow)},
-                stream=True,
-            ).name
+            )
         else:
             check_reuse(pf, flow_run, eval_run, flow, variant, dataset, judge)
             flow_run_name = flow_run
         eval_run_name = eval_run
         if eval_run_name is None and _completed_lines(pf, flow_run_name):
-            eval_run_name = pf.run(
-                flow=EVAL_FLOW, data=data, run=flow_run_name, column_mapping={**EVAL_COLUMNS, "judge": judge},
+            eval_run_name = _run(
+                pf, flow=EVAL_FLOW, data=data, run=flow_run_name, column_mapping={**EVAL_COLUMNS, "judge": judge},
                 connections={"judge": {"connection": connection, "model": judge_model}}, name=f"{name}_eval",
-                stream=True,
-            ).name
+            )
         metrics, lines = score_run(pf, eval_run_name, labels)
         record = ExperimentRecord(
             name=name, created=datetime.now(UTC).isoformat(timespec="seconds"), config=config,
@@ -197,8 +231,25 @@ def main(data_name, config_choice, flow_run, eval_run, judge, connection, model,
         sys.exit(1)
 
 
+def _in_workspace(pf: PFClient) -> bool:
+    """Whether `pf` is promptflow.azure's client, the one with an Azure ML client."""
+    return hasattr(pf, "ml_client")
+
+
+def _run(pf: PFClient, **run) -> str:
+    """Submit a batch run, stream its log until it ends, and return its name."""
+    if not _in_workspace(pf):
+        return pf.run(**run, stream=True).name
+    name = pf.run(**run).name
+    pf.runs.stream(name, timeout=WORKSPACE_STREAM_TIMEOUT_S)
+    return name
+
+
 def _completed_lines(pf: PFClient, flow_run: str) -> int:
     """Lines of the flow run with an output: an evaluation of a run without any would fail on its column mapping."""
+    if _in_workspace(pf):
+        outputs = pf.get_details(flow_run, all_results=True).filter(like="outputs.")
+        return int(outputs.notna().any(axis=1).sum())
     outputs = Path(pf.runs.get(flow_run)._output_path) / "flow_outputs" / "output.jsonl"
     return count_lines(outputs) if outputs.is_file() else 0
 
@@ -218,7 +269,7 @@ def _dag_model(flow: Path) -> str:
 
 def _endpoint(pf: PFClient, connection: str) -> str:
     """Where the model ran: the connection's base URL or Azure endpoint (never its key)."""
-    found = pf.connections.get(connection)
+    found = (pf.ml_client if _in_workspace(pf) else pf).connections.get(connection)
     return getattr(found, "base_url", None) or getattr(found, "api_base", None) or connection
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
-from evaluations.run_experiment import configurations, main
-from news_reader.evaluation.records import ExperimentRecord
-from tests.conftest import ARTICLE, SPORT_ARTICLE
+from evaluations.run_experiment import EVAL_FLOW, STEP_FLOW, configurations, main, workspace_client
+from news_reader.evaluation.records import ExperimentRecord, sha256_file
+from news_reader.prompting import PROMPTS_DIR
+from tests.conftest import ACME_ANSWER, ARTICLE, SPORT_ARTICLE
 from tests.fake_llm import FakeLLM, answer
 
 LABELS = [
@@ -139,3 +142,132 @@ def test_only_one_configuration_can_reuse_a_flow_run(dataset):
 def test_an_unknown_configuration_lists_the_known_ones(dataset):
     result = CliRunner().invoke(main, ["--data", str(dataset), "--config", "general_info=variant_7"])
     assert result.exit_code == 2 and "business_category=variant_1" in result.output
+
+
+# Azure ML: the same command against a workspace. Nothing here reaches Azure: promptflow.azure's client is replaced
+# by a fake shaped like it, so these tests pin what the command asks of the workspace, not what the workspace does.
+AZURE_OPENAI = "https://news-reader.openai.azure.com/"
+WORKSPACE = {"AZURE_SUBSCRIPTION_ID": "0000-sub", "AZURE_RESOURCE_GROUP": "rg-news", "AZUREML_WORKSPACE": "mlw-news"}
+
+
+def scores(line: int, prediction: dict) -> dict:
+    from news_reader.evaluation.scoring import score_line
+
+    label = LABELS[line]
+    return score_line({"usage": [], "errors": [], "trace_id": "t", **prediction}, label, label["article"]).model_dump(
+        mode="json")
+
+
+class FakeWorkspace:
+    """promptflow.azure.PFClient as far as the experiment uses it. Runs are complete once submitted: the empty
+    article (line 2) fails in the flow, and the evaluation's details are indexed by line number, as pfazure's are."""
+
+    def __init__(self):
+        self.ml_client = SimpleNamespace(connections=SimpleNamespace(
+            get=lambda name: SimpleNamespace(name=name, api_base=AZURE_OPENAI)))
+        self.runs = SimpleNamespace(stream=lambda name, timeout: self.streamed.append((name, timeout)))
+        self.submitted: list[dict] = []
+        self.streamed: list[tuple[str, int]] = []
+
+    def run(self, **run):
+        self.submitted.append(run)
+        return SimpleNamespace(name=run["name"])
+
+    def get_details(self, run: str, all_results: bool):
+        import pandas as pd
+
+        if not run.endswith("_eval"):
+            return pd.DataFrame({"outputs.title": ["Acme profits soar", "Claxton hunting first major medal", None]})
+        acme = scores(0, {"title": LABELS[0]["title_reference"], "summary": LABELS[0]["summary_reference"],
+                          "is_about_business": True, "business_info": [ACME_ANSWER]})
+        sport = scores(1, {"title": LABELS[1]["title_reference"], "summary": LABELS[1]["summary_reference"],
+                           "is_about_business": False, "business_info": []})
+        return pd.DataFrame({"outputs.scores": [acme, sport], "outputs.judged": [[], []]}, index=[0, 1])
+
+
+@pytest.fixture
+def workspace(monkeypatch) -> FakeWorkspace:
+    fake = FakeWorkspace()
+    for name, value in WORKSPACE.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("evaluations.run_experiment.workspace_client", lambda: fake)
+    return fake
+
+
+@pytest.fixture
+def azure_record(workspace, dataset, tmp_path) -> ExperimentRecord:
+    result = run("--azure", "--data", str(dataset), "--model", "gpt-4o-mini", "--out", str(tmp_path / "records"))
+    assert result.exit_code == 0, result.output
+    return ExperimentRecord.load(next((tmp_path / "records").glob("*.json")))
+
+
+def test_azure_runs_the_flow_then_its_evaluation_in_the_workspace_on_the_deployment(workspace, azure_record):
+    flow_run, eval_run = workspace.submitted
+    assert flow_run["flow"] == STEP_FLOW and eval_run["flow"] == EVAL_FLOW
+    assert flow_run["connections"] == {node: {"connection": "news_reader_llm", "model": "gpt-4o-mini"}
+                                       for node in ("general_info", "business_category", "businesses_involved",
+                                                    "business_analysis")}
+    assert eval_run["run"] == flow_run["name"] == azure_record.flow_run
+    assert eval_run["connections"] == {"judge": {"connection": "news_reader_llm", "model": "gpt-4o-mini"}}
+    assert eval_run["column_mapping"]["judge"] is True
+
+
+def test_azure_waits_for_each_run_longer_than_pfazure_default_stream_timeout(workspace, azure_record):
+    assert workspace.streamed == [(azure_record.flow_run, 3600), (azure_record.eval_run, 3600)]
+
+
+def test_an_azure_record_names_the_connection_endpoint_and_the_uploaded_prompts(azure_record):
+    assert azure_record.endpoint == AZURE_OPENAI
+    assert azure_record.model == azure_record.judge_model == "gpt-4o-mini"
+    assert azure_record.prompt_sha256 == {name: sha256_file(PROMPTS_DIR / name) for name in azure_record.prompt_sha256}
+    assert "judge_reason.jinja2" in azure_record.prompt_sha256
+
+
+def test_azure_scores_lines_by_the_line_numbers_the_workspace_reports(azure_record):
+    assert [(line.line, line.scored) for line in azure_record.lines] == [(0, True), (1, True), (2, False)]
+    assert azure_record.metrics["lines_failed"] == 1
+    assert azure_record.metrics["company_recall"] == 0.5  # Acme found, Globex missed
+
+
+def test_azure_signs_in_to_the_workspace_named_in_the_environment(monkeypatch):
+    created = {}
+
+    class WorkspacePFClient:
+        def __init__(self, **kwargs):
+            created.update(kwargs)
+
+    monkeypatch.setitem(sys.modules, "promptflow.azure", SimpleNamespace(PFClient=WorkspacePFClient))
+    monkeypatch.setattr("azure.identity.DefaultAzureCredential", lambda: "default credential")
+    for name, value in WORKSPACE.items():
+        monkeypatch.setenv(name, value)
+    assert isinstance(workspace_client(), WorkspacePFClient)
+    assert created == {"credential": "default credential", "subscription_id": "0000-sub",
+                       "resource_group_name": "rg-news", "workspace_name": "mlw-news"}
+
+
+def test_azure_names_the_workspace_variables_that_are_missing(monkeypatch, dataset):
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "0000-sub")
+    monkeypatch.delenv("AZURE_RESOURCE_GROUP", raising=False)
+    monkeypatch.delenv("AZUREML_WORKSPACE", raising=False)
+    result = CliRunner().invoke(main, ["--azure", "--data", str(dataset), "--model", "gpt-4o-mini"])
+    assert result.exit_code == 2 and "--azure needs AZURE_RESOURCE_GROUP, AZUREML_WORKSPACE" in result.output
+
+
+def test_azure_needs_the_deployment_as_model(workspace, dataset):
+    result = CliRunner().invoke(main, ["--azure", "--data", str(dataset)])
+    assert result.exit_code == 2 and "--azure needs --model" in result.output
+    assert workspace.submitted == []
+
+
+def test_azure_does_not_record_existing_runs(workspace, dataset):
+    result = CliRunner().invoke(main, ["--azure", "--data", str(dataset), "--model", "gpt-4o-mini",
+                                       "--flow-run", "some_run"])
+    assert result.exit_code == 2 and "records local runs only" in result.output
+
+
+def test_prompt_flow_for_azure_imports_with_the_installed_azure_ai_ml():
+    # promptflow-azure 1.18.5 imports azure.ai.ml._restclient.v2022_10_01, which azure-ai-ml 1.33 removed
+    # (microsoft/promptflow#4176): without it, `--azure` and so the CD evaluation cannot start.
+    from promptflow.azure import PFClient as WorkspacePFClient
+
+    assert callable(WorkspacePFClient)
