@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,14 @@ def test_an_article_is_analysed_with_the_flows_outputs_and_a_trace_id(endpoint):
     assert [b.business for b in info.business_info] == ["Acme Corp", "Globex"]
     assert len(info.trace_id) == 32 and int(info.trace_id, 16)
     assert score(endpoint, {"article": ARTICLE}).json()["trace_id"] != info.trace_id
+
+
+def test_concurrent_requests_each_get_their_own_result(endpoint):
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda _: score(endpoint, {"article": ARTICLE}), range(4)))
+    assert [r.status_code for r in responses] == [200] * 4
+    assert len({r.json()["trace_id"] for r in responses}) == 4
+    assert all(len(r.json()["business_info"]) == 2 for r in responses)
 
 
 def test_every_llm_call_uses_the_configured_model_and_key(endpoint, llm):
