@@ -98,3 +98,6 @@ class ServingSettings(BaseSettings):
     api_key: SecretStr | None = None
     # Request bodies above this size are refused unread. 20,000 characters of JSON-escaped text fit with room.
     max_request_bytes: int = 1_000_000
+    # Azure ML's data collector: each request's inputs, outputs and spans, which the model monitor reads. The
+    # deployment turns it on; elsewhere there is no collector to send to.
+    collect_data: bool = False

@@ -42,14 +42,27 @@ def llm() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture(scope="module")
-def endpoint(llm: FakeLLM, tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """The endpoint's base URL and its log file; an API key is configured and the LLM calls model `fake`."""
+def collector() -> Iterator[HTTPServer]:
+    """Stands in for Azure ML's data collector sidecar, which receives what the container collects."""
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.expect_request("/modeldata/log", method="POST").respond_with_data("")
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def endpoint(llm: FakeLLM, collector: HTTPServer, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """The endpoint's base URL and its log file. An API key is configured, the LLM calls model `fake`, and data
+    collection for Azure ML's model monitor is on, as in the deployment."""
     port = free_port()
     log = tmp_path_factory.mktemp("serving") / "server.log"
     env = {**os.environ, "NEWS_READER_SERVING_PORT": str(port), "NEWS_READER_SERVING_API_KEY": SERVING_KEY,
            "NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_API_KEY": LLM_KEY,
            "NEWS_READER_LLM_MODEL": "fake", "NEWS_READER_LLM_MAX_RETRIES": "0",
-           "NEWS_READER_SERVING_MAX_REQUEST_BYTES": "200000"}
+           "NEWS_READER_SERVING_MAX_REQUEST_BYTES": "200000", "NEWS_READER_SERVING_COLLECT_DATA": "true",
+           "PF_DISABLE_TRACING": "false", "AZUREML_MDC_ENABLED": "true", "AZUREML_MDC_PORT": str(collector.port)}
     with log.open("wb") as out:
         server = subprocess.Popen([sys.executable, "-m", "deployment.serving"], cwd=REPO, env=env,
                                   stdout=out, stderr=subprocess.STDOUT)
@@ -158,6 +171,20 @@ def test_health_version_and_the_openapi_document_need_no_key(endpoint):
     document = requests.get(f"{url}/openapi.json", timeout=5).json()
     validate(document)
     assert document["paths"]["/score"]["post"]["security"] == [{"apiKey": []}]
+
+
+def test_inputs_outputs_and_spans_go_to_azure_mls_data_collector(endpoint, collector):
+    trace_id = score(endpoint, {"article": ARTICLE}).json()["trace_id"]
+
+    def collected(collection: str, text: str) -> bool:
+        return any(r.headers["ce-type"] == f"azureml.inference.{collection}" and text in r.get_data(as_text=True)
+                   for r, _ in list(collector.log))
+
+    expected = [("model_inputs", "rocket skates"), ("model_outputs", trace_id), ("app_traces", trace_id)]
+    deadline = time.monotonic() + 30  # spans are sent in batches, every 5 s
+    while not all(collected(*e) for e in expected) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [e for e in expected if not collected(*e)] == []
 
 
 def test_no_key_or_article_text_reaches_the_server_log(endpoint):

@@ -105,6 +105,13 @@ import extract_step, analyze_businesses, find_businesses, assemble, llm_connecti
 """
 
 
+def test_azure_ml_uploads_the_same_build_context_as_docker_uses():
+    def patterns(name: str) -> list[str]:
+        return [line for line in (REPO / name).read_text().splitlines() if line and not line.startswith("#")]
+
+    assert patterns(".amlignore") == patterns(".dockerignore")
+
+
 def test_the_server_and_the_flow_load_with_only_the_images_packages(tmp_path):
     """Create the served app and import every node with all packages outside the image's pins made unimportable."""
     allowed = _closure(_pins(SERVING_REQUIREMENTS)) | _IN_IMAGE_ANYWAY

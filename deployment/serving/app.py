@@ -14,6 +14,8 @@ import yaml
 from flask import Flask, Response, g, jsonify, request
 from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
 from promptflow.core._serving.app import create_app as create_promptflow_app
+from promptflow.core._serving.monitor.data_collector import FlowDataCollector
+from promptflow.core._serving.monitor.mdc_exporter import MdcExporter
 from werkzeug.exceptions import HTTPException
 
 from deployment.flow_package import FLOW_FILE, find_flow, stage_flow
@@ -40,6 +42,8 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     app = create_promptflow_app(engine="flask", flow_file_path=staged / FLOW_FILE,
                                 connection_provider=lambda: connections)
     app.config["MAX_CONTENT_LENGTH"] = serving.max_request_bytes
+    if serving.collect_data:
+        _collect_for_model_monitoring(app)
     max_chars = PipelineSettings().max_article_chars
     api_key = serving.api_key.get_secret_value() if serving.api_key else None
     about = {"news_reader": __version__, "promptflow": version("promptflow"), "flow": app.flow_name,
@@ -83,6 +87,14 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     openapi = openapi_document(max_chars, serving.max_request_bytes, auth=api_key is not None)
     app.add_url_rule("/openapi.json", "openapi", lambda: openapi)
     return app
+
+
+def _collect_for_model_monitoring(app: Flask) -> None:
+    """Azure ML's data collector: every request's inputs and outputs (collections model_inputs, model_outputs) and
+    its spans (app_traces). Prompt flow's serving app attaches these itself only in its Azure ML mode, which would
+    also replace these settings' connection with the workspace's."""
+    app.flow_monitor.data_collector = FlowDataCollector(app.logger)
+    app.flow_monitor.setup_trace_exporters([MdcExporter(app.logger)])
 
 
 def _stage(flow_dir: Path, llm: LLMSettings) -> Path:
