@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -67,12 +68,15 @@ def endpoint(llm: FakeLLM, collector: HTTPServer, tmp_path_factory) -> Iterator[
         server = subprocess.Popen([sys.executable, "-m", "deployment.serving"], cwd=REPO, env=env,
                                   stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    staged_before = set(Path(tempfile.gettempdir()).glob("news-reader-flow-*"))
     try:
         _wait_until_up(url, server, log)
         yield url, log
     finally:
         server.terminate()
         server.wait(timeout=30)
+    assert server.returncode == 0, "SIGTERM is a normal stop"
+    assert set(Path(tempfile.gettempdir()).glob("news-reader-flow-*")) == staged_before, "staged flow left behind"
 
 
 def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:

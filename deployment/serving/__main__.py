@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from pathlib import Path
 
 import click
@@ -29,6 +31,8 @@ def main(flow_dir: Path | None, host: str | None, port: int | None) -> None:
     auth = "API key required" if serving.api_key else "no API key"
     click.echo(f"News Reader on http://{serving.host}:{serving.port} ({auth}); flow {flow_dir}; "
                f"model {llm.model} at {llm.resolved_base_url()}", err=True)
+    # Stopping (Ctrl-C, or SIGTERM from a container runtime or a test) exits normally, so the staged copy is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     waitress.serve(app, host=serving.host, port=serving.port, threads=serving.threads, ident="news-reader")
 
 
