@@ -8,6 +8,7 @@ OpenAI deployment name), so the staged `flow.dag.yaml` states exactly what runs.
 from __future__ import annotations
 
 import shutil
+import stat
 from pathlib import Path
 
 import yaml
@@ -22,22 +23,28 @@ def stage_flow(flow_dir: Path, dest: Path, *, model: str | None = None) -> Path:
     the `model` input of every node that has one."""
     flow_dir = Path(flow_dir).resolve()
     dag = yaml.safe_load((flow_dir / FLOW_FILE).read_text(encoding="utf-8"))
-    shutil.copytree(flow_dir, dest, ignore=_SKIP)
+    _copy(flow_dir, Path(dest))
     for include in dag.pop("additional_includes", []):
         source = (flow_dir / include).resolve()
         if not source.exists():
             raise FileNotFoundError(f"{flow_dir / FLOW_FILE}: additional include {include} does not exist")
-        target = Path(dest) / source.name
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=_SKIP)
-        else:
-            shutil.copy2(source, target)
+        _copy(source, Path(dest) / source.name)
     if model is not None:
         for node in dag["nodes"]:
             if "model" in node.get("inputs", {}):
                 node["inputs"]["model"] = model
     (Path(dest) / FLOW_FILE).write_text(yaml.safe_dump(dag, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return Path(dest)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy a file or a tree, writable by its owner whatever the source's modes (Azure ML mounts models read-only)."""
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=_SKIP, copy_function=shutil.copyfile)
+        for path in [target, *target.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    else:
+        shutil.copyfile(source, target)
 
 
 def find_flow(root: Path) -> Path:

@@ -17,6 +17,8 @@ from news_reader.schemas import ArticleInfo
 STATUS_OF_KIND = {
     "invalid_request": 400,
     "unauthorized": 401,
+    "method_not_allowed": 405,
+    "not_acceptable": 406,
     "article_too_long": 413,
     "request_too_large": 413,
     "unsupported_media_type": 415,
@@ -69,7 +71,7 @@ def parse_score_request(body: bytes, mimetype: str | None, max_chars: int) -> Sc
                               f"send the article as JSON (Content-Type: application/json), not {mimetype or 'no type'}")
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (ValueError, RecursionError) as err:  # bad UTF-8 or JSON, integers over 4,300 digits, deep nesting
         raise RequestRejected("invalid_request", f"request body is not valid JSON: {err}") from err
     if not isinstance(data, dict):
         raise RequestRejected("invalid_request", 'request body must be a JSON object like {"article": "..."}')
@@ -106,6 +108,8 @@ def openapi_document(max_chars: int, max_request_bytes: int, auth: bool) -> dict
     failures = {
         "400": "Not JSON, or not a JSON object.",
         "401": "Missing or wrong API key (only when one is configured).",
+        "405": "Not a POST.",
+        "406": "The Accept header does not allow application/json.",
         "413": f"Body over {max_request_bytes:,} bytes or article over {max_chars:,} characters.",
         "415": "Content-Type is not application/json.",
         "422": "Missing, extra or mistyped field; empty or binary-looking article.",
@@ -113,6 +117,7 @@ def openapi_document(max_chars: int, max_request_bytes: int, auth: bool) -> dict
         "502": "The LLM failed or answered with unusable output.",
         "503": "The LLM cannot be reached.",
         "504": "The LLM did not answer in time.",
+        "500": "The flow failed for another reason.",
     }
     score = {
         "summary": "Analyse one article",

@@ -100,6 +100,14 @@ def test_green_live_deploys_to_blue(release):
     assert ops.calls[0] == ("deploy", "blue") and ops.calls[-1] == ("delete", "green")
 
 
+@pytest.mark.parametrize("traffic", [{"blue": 50, "green": 50}, {"green": 50, "blue": 50}, {"blue": 10, "green": 90}])
+def test_split_traffic_from_an_interrupted_rollout_is_refused_untouched(release, traffic):
+    ops = FakeOps(traffic=traffic)
+    with pytest.raises(RolloutFailed, match="is split .*blue .*green .*Give one slot all traffic"):
+        run(ops, release)
+    assert ops.calls == []
+
+
 def test_keep_previous_leaves_the_old_slot_in_place(release):
     ops = FakeOps(traffic={"blue": 100})
     run(ops, release, Strategy(keep_previous=True, step_wait_s=0))

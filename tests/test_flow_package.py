@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+
 import pytest
 import yaml
 
@@ -27,6 +29,16 @@ def test_staging_with_a_model_pins_it_on_every_llm_node_only(tmp_path):
     assert len(models) >= 4 and set(models.values()) == {"gpt-4o-mini"}
     others = [n for n in staged["nodes"] if n["name"] not in models]
     assert others == [n for n in original["nodes"] if n["name"] not in models]
+
+
+def test_a_flow_staged_from_a_read_only_copy_is_writable_by_its_owner(tmp_path):
+    source = stage_flow(FLOW, tmp_path / "mounted")
+    for path in [source, *source.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    staged = stage_flow(source, tmp_path / "staged", model="gpt-4o-mini")
+    assert all(path.stat().st_mode & stat.S_IWUSR for path in [staged, *staged.rglob("*")])
+    for path in [source, *source.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
 def test_a_missing_include_is_named(tmp_path):

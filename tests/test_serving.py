@@ -139,8 +139,11 @@ def test_a_request_without_the_right_api_key_is_refused(endpoint, headers):
     (json.dumps({"article": "\x01\x02\x03" * 50}).encode(), "application/json", 422, "invalid_article", "binary"),
     (json.dumps({"article": "word " * 5000}).encode(), "application/json", 413, "article_too_long", "limit is 20,000"),
     (b"article=hello", "application/x-www-form-urlencoded", 415, "unsupported_media_type", "application/json"),
+    (b'{"article": ' + b"[" * 90_000 + b"]" * 90_000 + b"}", "application/json", 400, "invalid_request",
+     "not valid JSON"),
+    (b'{"article": ' + b"7" * 5000 + b"}", "application/json", 400, "invalid_request", "not valid JSON"),
 ], ids=["bad json", "not an object", "missing field", "wrong type", "extra field", "empty", "binary", "too long",
-        "form post"])
+        "form post", "deep nesting", "huge number"])
 def test_a_bad_request_gets_a_4xx_that_says_what_is_wrong(endpoint, llm, body, content_type, status, code, says):
     url, _ = endpoint
     calls = len(llm.seen)
@@ -148,6 +151,25 @@ def test_a_bad_request_gets_a_4xx_that_says_what_is_wrong(endpoint, llm, body, c
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
     assert says in response.json()["error"]["message"]
     assert len(llm.seen) == calls
+
+
+def test_an_answer_the_client_cannot_accept_is_refused_before_the_flow_runs(endpoint, llm):
+    calls = len(llm.seen)
+    response = score(endpoint, {"article": ARTICLE}, headers={**AUTH, "Accept": "text/plain"})
+    assert (response.status_code, response.json()["error"]["code"]) == (406, "not_acceptable")
+    assert len(llm.seen) == calls
+
+
+def test_score_takes_only_post(endpoint):
+    url, _ = endpoint
+    response = requests.get(f"{url}/score", headers=AUTH, timeout=10)
+    assert (response.status_code, response.json()["error"]["code"]) == (405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("route", ["/feedback", "/"])
+def test_routes_other_than_probes_and_documents_need_the_key(endpoint, route):
+    url, _ = endpoint
+    assert requests.post(f"{url}{route}", json={"x": 1}, timeout=10).status_code == 401
 
 
 def test_a_body_over_the_size_limit_is_refused_with_413(endpoint):

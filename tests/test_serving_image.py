@@ -49,7 +49,7 @@ def _dockerignore_keeps(path: str) -> bool:
         if not pattern or pattern.startswith("#"):
             continue
         negate = pattern.startswith("!")
-        pattern = pattern.lstrip("!").rstrip("/").removeprefix("**/")
+        pattern = pattern.lstrip("!").strip("/").removeprefix("**/")
         if any(fnmatch(p, pattern) or fnmatch(Path(p).name, pattern) for p in prefixes):
             keep = negate
     return keep
@@ -110,6 +110,18 @@ def test_azure_ml_uploads_the_same_build_context_as_docker_uses():
         return [line for line in (REPO / name).read_text().splitlines() if line and not line.startswith("#")]
 
     assert patterns(".amlignore") == patterns(".dockerignore")
+
+
+def test_azure_ml_uploads_what_the_image_copies_and_nothing_else():
+    """The upload azure-ai-ml itself would make of the build context (the repository root and its .amlignore)."""
+    from azure.ai.ml._utils._asset_utils import get_ignore_file, get_upload_files_from_folder
+
+    uploaded = {Path(name) for _, name in get_upload_files_from_folder(REPO, ignore_file=get_ignore_file(REPO))}
+    sources = [Path(src) for op, arg in _instructions() if op == "COPY" for src in arg.split()[:-1]]
+    assert all(any(p == s or s in p.parents for p in uploaded) for s in sources)
+    context = {"constraints.txt", "news_reader", "flows", "deployment"}
+    assert {p.parts[0] for p in uploaded} == context
+    assert not [p for p in uploaded if "__pycache__" in p.parts or p.name == "data.jsonl"]
 
 
 def test_the_server_and_the_flow_load_with_only_the_images_packages(tmp_path):

@@ -93,6 +93,12 @@ def roll_out(ops: EndpointOps, release: Release, article: str, strategy: Strateg
     if endpoint is None:
         log(f"endpoint {name} does not exist: creating it")
         ops.create_endpoint(release.endpoint)
+    serving = {slot: share for slot, share in (endpoint.traffic or {}).items() if share > 0} if endpoint else {}
+    if len(serving) > 1:
+        shares = ", ".join(f"{slot} {share}%" for slot, share in sorted(serving.items()))
+        raise RolloutFailed(f"traffic on {name} is split ({shares}): an earlier rollout stopped half-way, and which "
+                            f"slot passed its checks is unknown. Give one slot all traffic (`az ml online-endpoint "
+                            f"update -n {name} --traffic 'blue=100 green=0'`, or the reverse), then roll out again")
     live = live_slot(endpoint.traffic) if endpoint else None
     new = idle_slot(live)
     log(f"endpoint {name}: live slot {live or 'none'}; plan:")

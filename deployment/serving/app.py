@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from flask import Flask, Response, g, jsonify, request
 from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
+from promptflow.contracts.run_info import Status
 from promptflow.core._serving.app import create_app as create_promptflow_app
 from promptflow.core._serving.monitor.data_collector import FlowDataCollector
 from promptflow.core._serving.monitor.mdc_exporter import MdcExporter
@@ -30,6 +31,9 @@ from news_reader.score_request import (
     parse_score_request,
 )
 from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings
+
+# Reachable without the API key: probes, versions and API documents.
+_OPEN_ROUTES = {"health", "version", "openapi", "swagger"}
 
 
 def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMSettings | None = None) -> Flask:
@@ -50,10 +54,17 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
              "model": llm.model, "build_info": os.environ.get("BUILD_INFO", "")}
 
     @app.before_request
-    def check_score_request():
-        if request.endpoint != "score":
+    def check_request():
+        if request.endpoint in _OPEN_ROUTES or request.method == "OPTIONS":  # OPTIONS: CORS preflight
             return None
         check_api_key(request.headers.get("Authorization"), api_key)
+        if request.path == "/score" and request.method != "POST":
+            raise RequestRejected("method_not_allowed", f"{request.method} /score: send the article with POST")
+        if request.endpoint != "score":
+            return None
+        if request.accept_mimetypes and not request.accept_mimetypes.accept_json:
+            raise RequestRejected("not_acceptable", f"the answer is JSON; the request accepts only "
+                                                    f"{request.headers.get('Accept')}")
         if (request.content_length or 0) > serving.max_request_bytes:
             raise RequestRejected("request_too_large",
                                   f"request body has {request.content_length:,} bytes; "
@@ -64,7 +75,8 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     @app.after_request
     def explain_flow_failure(response: Response) -> Response:
         """Prompt flow answers a failed flow with its own error body and status; answer with the node's error."""
-        if request.endpoint == "score" and response.status_code >= 400 and "flow_result" in g:
+        failed = "flow_result" in g and g.flow_result.run_info.status != Status.Completed
+        if request.endpoint == "score" and response.status_code >= 400 and failed:
             error = g.flow_result.run_info.error or {}
             kind, message = _failure(error)
             response = jsonify(error_body(kind, message))
