@@ -34,6 +34,8 @@ SAMPLE_ARTICLE = REPO / "flows" / "sample_article.txt"
 _INVALID_DEFINITION = (ValidationError, MlException, ValueError, FileNotFoundError)
 # azure-ai-ml announces each experimental class it builds (the data collector, the monitor) on the logger.
 logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
+# msrest warns that the endpoint identity's read-only ids (filled in by Azure) are not sent, on every conversion.
+logging.getLogger("msrest.serialization").setLevel(logging.ERROR)
 
 
 def _workspace_options(command):
