@@ -9,6 +9,7 @@ STATE := .state
 BIN := $(VENV)/bin
 LLAMA_WHEEL := $(STATE)/wheels/llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl
 MODEL := $(STATE)/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf.sha256
+CHROMIUM := /usr/bin/chromium
 
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_CACHE_DIR := $(CURDIR)/$(STATE)/pip-cache
@@ -28,7 +29,7 @@ CONFIG ?= all
 JUDGE ?= --judge
 DATA_NAME = $(notdir $(basename $(DATA)))
 
-.PHONY: run setup shell test gate gate-azure evaluate compare serve validate lint clean
+.PHONY: run setup shell test gate gate-azure evaluate compare serve traces validate lint clean
 
 run: setup
 	news-reader llm with -- pf flow test --flow flows/news_reader
@@ -36,9 +37,13 @@ run: setup
 setup: $(VENV)/.installed $(MODEL) $(STATE)/pf/.configured
 
 # The suite, then the quality gate on the smoke subset with the embedded model.
-test: setup
+test: setup $(CHROMIUM)
 	pytest
 	$(MAKE) --no-print-directory gate DATA=smoke
+
+# The web page's tests drive Debian's chromium; Playwright's own browser download needs a network this may not have.
+$(CHROMIUM):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install --yes --no-install-recommends chromium > /dev/null
 
 # The default flow over DATA, evaluated and checked against evaluations/thresholds.yaml.
 gate: setup
@@ -67,10 +72,16 @@ compare: setup
 	news-reader eval compare $(EXPERIMENTS)/$(DATA_NAME) \
 		--out $(EXPERIMENTS)/$(DATA_NAME)/compare
 
-# The flow over HTTP on the local model at http://127.0.0.1:8080: POST /score, GET /health, /version, /openapi.json.
-# NEWS_READER_SERVING_* and NEWS_READER_LLM_* configure it (README, "Serve").
+# The web page and the API on the local model at http://127.0.0.1:8080 (README, "Serve").
 serve: setup
 	news-reader llm with -- python -m deployment.serving
+
+# Prompt flow's trace UI on the project's pf home, in the foreground (Ctrl-C stops it). A server started while it
+# runs sends its spans there.
+TRACE_PORT ?= 23333
+traces: $(VENV)/.installed $(STATE)/pf/.configured
+	@echo "Trace UI: http://127.0.0.1:$(TRACE_PORT)/v1.0/ui/traces/?#collection=news-reader"
+	waitress-serve --listen=127.0.0.1:$(TRACE_PORT) promptflow._cli._pf._service:get_app
 
 # Prompt flow's own check of every flow's YAML, nodes and variants (no LLM needed).
 validate: $(VENV)/.installed $(STATE)/pf/.configured

@@ -20,6 +20,7 @@ from news_reader.prompting import variants as step_variants
 from news_reader.schemas import ArticleInfo
 from news_reader.settings import LLMSettings, LocalModelSettings, PipelineSettings
 from news_reader.steps import STEP_OUTPUTS
+from news_reader.store.cli import database, feedback
 
 # `general_info=variant_1`, or Prompt flow's `${general_info_prompt.variant_1}` (node = step + "_prompt").
 _VARIANT = re.compile(r"^(?:\$\{(?P<node>\w+?)(?:_prompt)?\.(?P<variant>\w+)\}|(?P<step>\w+)=(?P<name>\w+))$")
@@ -136,6 +137,8 @@ def llm_status() -> None:
 
 
 main.add_command(evaluation)
+main.add_command(database)
+main.add_command(feedback)
 
 
 def _parse_variants(specs: tuple[str, ...]) -> dict[str, str]:

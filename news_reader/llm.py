@@ -9,11 +9,14 @@ from __future__ import annotations
 import email.utils
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TypeVar
 
 import openai
 from openai.types.chat import ChatCompletion
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -28,11 +31,22 @@ from news_reader.errors import (
 )
 from news_reader.prompting import system_prompt
 from news_reader.schemas import StepUsage
-from news_reader.settings import LLMSettings
+from news_reader.settings import LLMSettings, TelemetrySettings
 
 T = TypeVar("T", bound=BaseModel)
 _tracer = trace.get_tracer("news_reader")
 _RETRYABLE_STATUS = {408, 409, 429}
+_BUSINESS = otel_context.create_key("news_reader.business")
+
+
+@contextmanager
+def about_business(name: str) -> Iterator[None]:
+    """Mark the LLM calls made inside as being about one business: their spans carry its name."""
+    token = otel_context.attach(otel_context.set_value(_BUSINESS, name))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 class LLMClient:
@@ -44,6 +58,7 @@ class LLMClient:
         self._openai = _openai_client(settings)
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
         self._backoff = wait_random_exponential(multiplier=0.5, max=settings.max_retry_wait_s)
+        self._record_content = TelemetrySettings().log_content
 
     def extract(
         self, step: str, prompt: str, output_type: type[T], max_tokens: int, context: dict | None = None
@@ -51,12 +66,20 @@ class LLMClient:
         """The validated answer and what it cost. Errors carry the cost too, as `error.usage`."""
         usage = StepUsage(step=step)
         started = time.perf_counter()
-        with _tracer.start_as_current_span(f"news_reader.{step}") as span:
-            span.set_attribute("gen_ai.request.model", self.settings.model)
+        attributes = {"news_reader.step": step, "gen_ai.request.model": self.settings.model}
+        if business := otel_context.get_value(_BUSINESS):
+            attributes["news_reader.business"] = business
+        if self._record_content:
+            attributes["news_reader.prompt"] = prompt
+        with _tracer.start_as_current_span(f"news_reader.{step}", attributes=attributes) as span:
             try:
-                return self._valid_answer(step, prompt, output_type, max_tokens, context, usage), usage
+                answer = self._valid_answer(step, prompt, output_type, max_tokens, context, usage)
+                if self._record_content:
+                    span.set_attribute("news_reader.answer", answer.model_dump_json())
+                return answer, usage
             except NewsReaderError as error:
                 error.usage = usage
+                span.set_attribute("error.type", error.kind)
                 raise
             finally:
                 usage.latency_ms = round((time.perf_counter() - started) * 1000)
@@ -80,6 +103,20 @@ class LLMClient:
             raise InvalidModelOutput(f"{step}: model output is invalid: {error}", text) from None
 
     def _complete(self, messages: list[dict], output_type: type[BaseModel], max_tokens: int, usage: StepUsage) -> str:
+        """One chat completion, retries included, in a span of its own (GenAI semantic conventions)."""
+        before = usage.model_copy()
+        started = time.perf_counter()
+        with _tracer.start_as_current_span(f"chat {self.settings.model}", kind=trace.SpanKind.CLIENT,
+                                           attributes=self._call_attributes(max_tokens)) as span:
+            try:
+                return self._chat(messages, output_type, max_tokens, usage)
+            except NewsReaderError as error:
+                span.set_attribute("error.type", error.kind)
+                raise
+            finally:
+                span.set_attributes(_span_usage(_spent_since(before, usage, started)))
+
+    def _chat(self, messages: list[dict], output_type: type[BaseModel], max_tokens: int, usage: StepUsage) -> str:
         retrying = Retrying(
             retry=retry_if_exception(_is_retryable),
             wait=self._wait,
@@ -102,6 +139,7 @@ class LLMClient:
         if not isinstance(response, ChatCompletion):  # e.g. a proxy's HTML page
             raise LLMRequestFailed(f"the LLM's answer is not a chat completion: {str(response)[:120]!r}")
         usage.calls += 1
+        trace.get_current_span().set_attributes(_response_attributes(response))
         if response.usage is not None:
             usage.prompt_tokens += response.usage.prompt_tokens
             usage.completion_tokens += response.usage.completion_tokens
@@ -125,6 +163,16 @@ class LLMClient:
                 temperature=self.settings.temperature,
                 max_tokens=max_tokens,
             )
+
+    def _call_attributes(self, max_tokens: int) -> dict:
+        return {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "azure.ai.openai" if self.settings.provider == "azure" else "openai",
+            "gen_ai.request.model": self.settings.model,
+            "gen_ai.request.max_tokens": max_tokens,
+            "gen_ai.request.temperature": self.settings.temperature,
+            "server.address": self._openai.base_url.host,
+        }
 
     def _wait(self, state: RetryCallState) -> float:
         delay = retry_after_seconds(state.outcome.exception()) if state.outcome else None
@@ -202,13 +250,34 @@ def _error_message(error: openai.APIStatusError) -> str:
 
 
 def _span_usage(usage: StepUsage) -> dict:
-    return {
+    attributes = {
         "gen_ai.usage.input_tokens": usage.prompt_tokens,
         "gen_ai.usage.output_tokens": usage.completion_tokens,
         "news_reader.llm_calls": usage.calls,
         "news_reader.retries": usage.retries,
         "news_reader.latency_ms": usage.latency_ms,
     }
+    if usage.cached_tokens is not None:  # part of the input tokens
+        attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
+    return attributes
+
+
+def _spent_since(before: StepUsage, after: StepUsage, started: float) -> StepUsage:
+    """What one call (with its retries) added to its step's usage."""
+    cached = None if after.cached_tokens is None else after.cached_tokens - (before.cached_tokens or 0)
+    return StepUsage(step=after.step, calls=after.calls - before.calls, retries=after.retries - before.retries,
+                     prompt_tokens=after.prompt_tokens - before.prompt_tokens,
+                     completion_tokens=after.completion_tokens - before.completion_tokens, cached_tokens=cached,
+                     latency_ms=round((time.perf_counter() - started) * 1000))
+
+
+def _response_attributes(response: ChatCompletion) -> dict:
+    attributes = {
+        "gen_ai.response.id": response.id,
+        "gen_ai.response.model": response.model,
+        "gen_ai.response.finish_reasons": [choice.finish_reason or "" for choice in response.choices],
+    }
+    return {name: value for name, value in attributes.items() if value is not None}  # some servers leave ids out
 
 
 def _openai_client(settings: LLMSettings) -> openai.OpenAI:

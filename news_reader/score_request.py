@@ -17,6 +17,7 @@ from news_reader.schemas import ArticleInfo
 STATUS_OF_KIND = {
     "invalid_request": 400,
     "unauthorized": 401,
+    "not_found": 404,
     "method_not_allowed": 405,
     "not_acceptable": 406,
     "article_too_long": 413,

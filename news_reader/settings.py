@@ -101,3 +101,27 @@ class ServingSettings(BaseSettings):
     # Azure ML's data collector: each request's inputs, outputs and spans, which the model monitor reads. The
     # deployment turns it on; elsewhere there is no collector to send to.
     collect_data: bool = False
+
+
+class StoreSettings(BaseSettings):
+    """The database of analyses and feedback: SQLite in the repo's state folder by default, PostgreSQL by URL
+    (`postgresql+psycopg://user:password@host/db`)."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWS_READER_DATABASE_", frozen=True)
+
+    url: str = f"sqlite:///{REPO_STATE_DIR / 'news_reader.db'}"
+
+
+class TelemetrySettings(BaseSettings):
+    """Traces, JSON logs and metrics. Where spans go is also set by OpenTelemetry's and Azure Monitor's own
+    variables: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, APPLICATIONINSIGHTS_CONNECTION_STRING."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWS_READER_", frozen=True)
+
+    # Prompt flow's local trace service and UI (`make traces`). The server sends its spans there when it answers at
+    # start; empty turns the check off.
+    trace_ui_url: str = "http://127.0.0.1:23333"
+    # Put prompts and answers into spans and log events. Off: logs carry no article text, prompt or answer.
+    log_content: bool = False
+    # USD per million input, cached input and output tokens, per model (or Azure deployment) name.
+    prices_file: Path = Path(__file__).resolve().parent / "prices.yaml"

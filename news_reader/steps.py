@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from news_reader.article import headline
 from news_reader.errors import InvalidModelOutput, NewsReaderError
-from news_reader.llm import LLMClient, parse_output
+from news_reader.llm import LLMClient, about_business, parse_output
 from news_reader.prompting import DEFAULT_VARIANT, output_format, render
 from news_reader.schemas import (
     ArticleExtraction,
@@ -104,7 +104,8 @@ def analyze_businesses(
 
     def analyze_one(name: str) -> tuple[BaseModel, StepUsage]:
         prompt = render_step("business_analysis", article, business=name)
-        return run_step(client, "business_analysis", prompt, article)
+        with about_business(name):
+            return run_step(client, "business_analysis", prompt, article)
 
     with ThreadPoolExecutor(max_workers=client.settings.max_concurrency) as pool:
         futures = [pool.submit(contextvars.copy_context().run, analyze_one, name) for name in chosen]

@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from pytest_httpserver import HTTPServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +56,50 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def business_llm() -> Iterator[FakeLLM]:
+    """A fake LLM with happy answers for ARTICLE, for a whole test module (see business_script)."""
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    try:
+        yield script_business(FakeLLM(server))
+    finally:
+        server.clear()
+        server.stop()
+
+
+@contextmanager
+def running_server(env: dict[str, str], log: Path) -> Iterator[str]:
+    """`python -m deployment.serving` on a free port with `env` on top of this process's; yields its base URL.
+    Stopping it (SIGTERM) must be a clean exit."""
+    port = free_port()
+    with log.open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "deployment.serving"], cwd=REPO, stdout=out,
+                                  stderr=subprocess.STDOUT,
+                                  env={**os.environ, **env, "NEWS_READER_SERVING_PORT": str(port)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not _answers(url):
+            if server.poll() is not None:
+                pytest.fail(f"the server exited at start:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("the server did not come up in 120 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert server.returncode == 0, f"the server did not stop cleanly:\n{log.read_text()[-3000:]}"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health", timeout=2).ok
+    except requests.ConnectionError:
+        return False
+
+
 @pytest.fixture
 def fake_llm():
     server = HTTPServer(host="127.0.0.1", threaded=True)
@@ -64,6 +114,10 @@ def fake_llm():
 @pytest.fixture
 def business_script(fake_llm: FakeLLM) -> FakeLLM:
     """Happy answers for ARTICLE: business news about Acme (up) and Globex (down)."""
+    return script_business(fake_llm)
+
+
+def script_business(fake_llm: FakeLLM) -> FakeLLM:
     fake_llm.script("GeneralInfo", answer({"title": "Acme profits soar as Globex deal collapses",
                                            "summary": "Acme's profits rose while Globex lost a takeover."}))
     fake_llm.script("BusinessCategory", answer({"is_about_business": True}))
@@ -79,6 +133,12 @@ def fake_settings(fake_llm: FakeLLM):
     from news_reader.settings import LLMSettings
 
     return LLMSettings(base_url=fake_llm.base_url, api_key="test", model="fake", max_retry_wait_s=5, timeout_s=5)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database(tmp_path_factory):
+    """Servers started by tests keep their analyses and feedback in a throwaway database, not the user's."""
+    os.environ.setdefault("NEWS_READER_DATABASE_URL", f"sqlite:///{tmp_path_factory.mktemp('db') / 'tests.db'}")
 
 
 @pytest.fixture(autouse=True)

@@ -166,10 +166,26 @@ def test_score_takes_only_post(endpoint):
     assert (response.status_code, response.json()["error"]["code"]) == (405, "method_not_allowed")
 
 
-@pytest.mark.parametrize("route", ["/feedback", "/"])
-def test_routes_other_than_probes_and_documents_need_the_key(endpoint, route):
+@pytest.mark.parametrize("route", ["/feedback", "/nowhere"])
+def test_routes_other_than_probes_documents_and_pages_need_the_key(endpoint, route):
     url, _ = endpoint
     assert requests.post(f"{url}{route}", json={"x": 1}, timeout=10).status_code == 401
+
+
+def test_an_unknown_route_is_a_json_404(endpoint):
+    url, _ = endpoint
+    response = requests.get(f"{url}/nowhere", headers=AUTH, timeout=10)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize(("page", "content_type"), [
+    ("/", "text/html"), ("/analyze", "text/html"), ("/history", "text/html"), ("/dashboard", "text/html"),
+    ("/web/static/app.js", "javascript")])
+def test_the_web_pages_load_without_the_key(endpoint, page, content_type):
+    """The pages hold no data: their scripts fetch it from the API with the user's key."""
+    url, _ = endpoint
+    response = requests.get(f"{url}{page}", timeout=10)
+    assert response.status_code == 200 and content_type in response.headers["Content-Type"]
 
 
 def test_a_body_over_the_size_limit_is_refused_with_413(endpoint):

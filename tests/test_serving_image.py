@@ -33,9 +33,10 @@ def _pins(path: Path) -> dict[str, str]:
         if line.startswith("-r "):
             pins |= _pins(path.parent / line[3:])
         elif line and not line.startswith("-c "):
-            name, _, version = line.partition("==")
-            assert version, f"{path.name}: {line!r} is not pinned with =="
-            pins[canonicalize_name(name)] = version
+            requirement = Requirement(line)
+            (spec,) = requirement.specifier
+            assert spec.operator == "==", f"{path.name}: {line!r} is not pinned with =="
+            pins[canonicalize_name(requirement.name)] = spec.version
     return pins
 
 

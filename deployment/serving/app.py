@@ -20,6 +20,9 @@ from promptflow.core._serving.monitor.mdc_exporter import MdcExporter
 from werkzeug.exceptions import HTTPException
 
 from deployment.flow_package import FLOW_FILE, find_flow, stage_flow
+from deployment.serving.feedback_routes import install_feedback
+from deployment.serving.observability import observe, start_telemetry
+from deployment.serving.web_pages import PAGE_ROUTES, install_web
 from news_reader import __version__
 from news_reader.errors import NewsReaderError
 from news_reader.score_request import (
@@ -30,10 +33,13 @@ from news_reader.score_request import (
     openapi_document,
     parse_score_request,
 )
-from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings
+from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings, StoreSettings
+from news_reader.store import Store
+from news_reader.telemetry.metrics import estimate_cost
+from news_reader.telemetry.tracing import add_span_exporter
 
 # Reachable without the API key: probes, versions and API documents.
-_OPEN_ROUTES = {"health", "version", "openapi", "swagger"}
+_OPEN_ROUTES = {"health", "version", "openapi", "swagger", *PAGE_ROUTES}
 
 
 def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMSettings | None = None) -> Flask:
@@ -43,8 +49,10 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     staged = _stage(find_flow(Path(flow_dir)), llm)
     os.environ["PROMPTFLOW_PROJECT_PATH"] = str(staged)  # where Prompt flow's serving app looks for the flow
     connections = [_connection(name, llm) for name in _connection_names(staged)]
+    start_telemetry()  # first: Prompt flow's app joins our tracer provider
     app = create_promptflow_app(engine="flask", flow_file_path=staged / FLOW_FILE,
                                 connection_provider=lambda: connections)
+    observe(app)
     app.config["MAX_CONTENT_LENGTH"] = serving.max_request_bytes
     if serving.collect_data:
         _collect_for_model_monitoring(app)
@@ -98,6 +106,11 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     app.view_functions["version"] = lambda: {"status": "Healthy", **about}
     openapi = openapi_document(max_chars, serving.max_request_bytes, auth=api_key is not None)
     app.add_url_rule("/openapi.json", "openapi", lambda: openapi)
+    app.view_functions["staticweb_blueprint.notfound"] = _not_found
+    store = Store(StoreSettings().url)
+    store.migrate()
+    install_feedback(app, store, model=llm.model, estimate_cost=estimate_cost)
+    install_web(app, store, max_chars)
     return app
 
 
@@ -106,7 +119,12 @@ def _collect_for_model_monitoring(app: Flask) -> None:
     its spans (app_traces). Prompt flow's serving app attaches these itself only in its Azure ML mode, which would
     also replace these settings' connection with the workspace's."""
     app.flow_monitor.data_collector = FlowDataCollector(app.logger)
-    app.flow_monitor.setup_trace_exporters([MdcExporter(app.logger)])
+    add_span_exporter(MdcExporter(app.logger))
+
+
+def _not_found(path: str):
+    """Prompt flow's catch-all route answers in plain text; answer with the API's error body."""
+    return jsonify(error_body("not_found", f"no route /{path} (see /openapi.json)")), 404
 
 
 def _stage(flow_dir: Path, llm: LLMSettings) -> Path:

@@ -1,0 +1,185 @@
+"""The store of analyses and their feedback: SQLite (WAL) by default, PostgreSQL by URL; Alembic migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload, sessionmaker
+
+from news_reader.errors import NewsReaderError
+from news_reader.store.export import write_dataset
+from news_reader.store.feedback import FeedbackRequest
+from news_reader.store.records import ExportSummary, StoredAnalysis, StoredFeedback, TimeseriesRow
+from news_reader.store.tables import Analysis, Feedback
+from news_reader.store.timeseries import Bucket, timeseries
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Any constant: concurrent PostgreSQL migrations (several workers starting at once) queue on this advisory lock.
+_PG_MIGRATION_LOCK = 0x6E657773
+
+
+class UnknownTraceId(NewsReaderError):
+    kind = "not_found"
+
+
+class InvalidFeedback(NewsReaderError):
+    kind = "invalid_field"
+
+
+class DuplicateTraceId(NewsReaderError):
+    kind = "duplicate_trace_id"
+
+
+class Store:
+    """Analyses and feedback in the database at `url` (a SQLAlchemy URL)."""
+
+    def __init__(self, url: str):
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":  # SQLAlchemy's default driver for it, psycopg2, is not installed
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        sqlite = parsed.get_backend_name() == "sqlite"
+        if sqlite and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # Hidden parameters: a database error in a log must not carry the article's text.
+        self._engine = create_engine(parsed, pool_pre_ping=not sqlite, hide_parameters=True)
+        if sqlite:
+            _use_wal_and_wait_for_locks(self._engine)
+        # Writes take SQLite's write lock when they begin, so a read-then-write transaction never meets a newer
+        # snapshot (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out); the option means nothing elsewhere.
+        self._writer = self._engine.execution_options(sqlite_immediate=True)
+        self._read = sessionmaker(self._engine, expire_on_commit=False)
+        self._write = sessionmaker(self._writer, expire_on_commit=False)
+
+    @property
+    def display_url(self) -> str:
+        """The database URL without its password."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def migrate(self) -> str:
+        """Bring the schema to the newest migration and return its revision; safe to run from several processes at
+        once."""
+        with self.alembic() as config:
+            command.upgrade(config, "head")
+            return ScriptDirectory.from_config(config).get_current_head()
+
+    @contextmanager
+    def alembic(self) -> Iterator[Config]:
+        """Alembic's configuration for this package's migrations, on one connection to this database in one
+        transaction, which waits for any other process doing the same."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self._writer.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+            config.attributes["connection"] = connection
+            yield config
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def record_analysis(
+        self, *, trace_id: str, article: str, result: dict | None, model: str, variant: str = "default",
+        error_kind: str | None = None, latency_ms: int, prompt_tokens: int = 0, completion_tokens: int = 0,
+        cached_tokens: int | None = None, cost_usd: float | None = None, created_at: datetime | None = None,
+    ) -> StoredAnalysis:
+        """Store one request that reached the flow: its answer (`result`), or the kind of its failure."""
+        if (result is None) == (error_kind is None):
+            raise ValueError("give either the result of an analysis or the kind of its failure")
+        analysis = Analysis(
+            trace_id=trace_id, article=article, result=result, variant=variant, model=model,
+            status="ok" if error_kind is None else "error", error_kind=error_kind, latency_ms=latency_ms,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached_tokens,
+            cost_usd=cost_usd, feedback=[], **({"created_at": created_at} if created_at else {}),
+        )
+        try:
+            with self._write.begin() as session:
+                session.add(analysis)
+        except IntegrityError as error:
+            if self._find(trace_id) is None:
+                raise
+            raise DuplicateTraceId(f"trace {trace_id} is already recorded") from error
+        return StoredAnalysis.model_validate(analysis)
+
+    def record_feedback(self, trace_id: str, request: FeedbackRequest) -> StoredFeedback:
+        """Store feedback on the analysis `trace_id`. Corrections must name companies of that analysis."""
+        with self._write.begin() as session:
+            analysis = session.scalar(select(Analysis).where(Analysis.trace_id == trace_id))
+            if analysis is None:
+                raise UnknownTraceId(f"no analysis has trace id {trace_id!r}")
+            feedback = Feedback(trace_id=trace_id, rating=request.rating, comment=request.comment,
+                                corrections=_corrections_of(analysis, request), variant=analysis.variant,
+                                model=analysis.model)
+            session.add(feedback)
+        return StoredFeedback.model_validate(feedback)
+
+    def analyses(self, limit: int = 25, offset: int = 0) -> list[StoredAnalysis]:
+        """Analyses with their feedback, newest first."""
+        query = (select(Analysis).options(selectinload(Analysis.feedback))
+                 .order_by(Analysis.created_at.desc(), Analysis.id.desc()).limit(limit).offset(offset))
+        with self._read() as session:
+            return [StoredAnalysis.model_validate(a) for a in session.scalars(query)]
+
+    def analysis(self, trace_id: str) -> StoredAnalysis:
+        found = self._find(trace_id)
+        if found is None:
+            raise UnknownTraceId(f"no analysis has trace id {trace_id!r}")
+        return found
+
+    def timeseries(self, bucket: Bucket, since: datetime | None = None) -> list[TimeseriesRow]:
+        """Per hour or day since `since` (or the first record): requests, failures by kind, latency p50/p95, tokens,
+        cost and feedback. Buckets without activity between the first and last are included, empty."""
+        with self._read() as session:
+            return timeseries(session, bucket, since)
+
+    def export_dataset(self, path: Path) -> ExportSummary:
+        """Write the analyses with feedback as a labelled dataset in the evaluation format (see `export`)."""
+        with self._read() as session:
+            return write_dataset(session, Path(path))
+
+    def _find(self, trace_id: str) -> StoredAnalysis | None:
+        query = select(Analysis).options(selectinload(Analysis.feedback)).where(Analysis.trace_id == trace_id)
+        with self._read() as session:
+            found = session.scalar(query)
+            return StoredAnalysis.model_validate(found) if found else None
+
+
+def _corrections_of(analysis: Analysis, request: FeedbackRequest) -> list[dict]:
+    """The corrections with each company named as the analysis names it; InvalidFeedback for any other name."""
+    companies = {entry["business"].casefold(): entry["business"] for entry in (analysis.result or {}).get(
+        "business_info", [])}
+    unknown = [c.business for c in request.corrections if c.business.casefold() not in companies]
+    if unknown:
+        named = ", ".join(companies.values()) or "no company"
+        raise InvalidFeedback(f"corrections name {', '.join(unknown)}, but the analysis names {named}")
+    return [{"business": companies[c.business.casefold()], "stock_price_change": c.stock_price_change}
+            for c in request.corrections]
+
+
+def _use_wal_and_wait_for_locks(engine: Engine) -> None:
+    """WAL (readers never block the writer), a busy timeout instead of instant 'database is locked', foreign keys
+    on, and transactions begun by SQLAlchemy (IMMEDIATE for writes) rather than by the driver."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_immediate")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+

@@ -1,0 +1,206 @@
+"""Feedback and history over HTTP, through the real server (`python -m deployment.serving`) over the fake LLM, with
+its database in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from pytest_httpserver import HTTPServer
+
+from news_reader.store import Store
+from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER, REPO, free_port
+from tests.fake_llm import FakeLLM, answer, error
+
+KEY = "feedback-key-3c1d"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+CALLS_PER_ARTICLE = 5  # general info, category, businesses, and one analysis per company (two)
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLM]:
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    fake = FakeLLM(server)
+    fake.script("GeneralInfo", answer({"title": "Acme profits soar", "summary": "Acme's profits rose."}))
+    fake.script("BusinessCategory", answer({"is_about_business": True}))
+    fake.script("BusinessesInvolved", answer({"businesses": ["Acme Corp", "Globex"]}))
+    fake.script("BusinessSpecificInfo:Acme Corp", answer(ACME_ANSWER))
+    fake.script("BusinessSpecificInfo:Globex", answer(GLOBEX_ANSWER))
+    yield fake
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(llm: FakeLLM, tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """The server's base URL and its database URL."""
+    port, folder = free_port(), tmp_path_factory.mktemp("feedback-api")
+    database = f"sqlite:///{folder / 'news_reader.db'}"
+    env = {**os.environ, "NEWS_READER_SERVING_PORT": str(port), "NEWS_READER_SERVING_API_KEY": KEY,
+           "NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_API_KEY": "llm-key",
+           "NEWS_READER_LLM_MODEL": "fake", "NEWS_READER_LLM_MAX_RETRIES": "0", "NEWS_READER_DATABASE_URL": database}
+    log = folder / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "deployment.serving"], cwd=REPO, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process, log)
+        yield url, database
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited at start:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    pytest.fail("the server did not come up in 120 s")
+
+
+def score(url: str) -> dict:
+    response = requests.post(f"{url}/score", json={"article": ARTICLE}, headers=AUTH, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def post_feedback(url: str, body, **kwargs) -> requests.Response:
+    return requests.post(f"{url}/feedback", json=body, headers={**AUTH, **kwargs.pop("headers", {})}, timeout=10,
+                         **kwargs)
+
+
+def newest(url: str) -> dict:
+    return requests.get(f"{url}/api/analyses?limit=1", headers=AUTH, timeout=10).json()[0]
+
+
+def test_a_scored_article_is_recorded_with_its_answer_model_variant_latency_and_tokens(server):
+    url, database = server
+    result = score(url)
+    stored = requests.get(f"{url}/api/analyses/{result['trace_id']}", headers=AUTH, timeout=10).json()
+    assert (stored["article"], stored["result"], stored["status"]) == (ARTICLE, result, "ok")
+    assert (stored["model"], stored["variant"], stored["error_kind"]) == ("fake", "default", None)
+    assert (stored["prompt_tokens"], stored["completion_tokens"]) == (100 * CALLS_PER_ARTICLE, 20 * CALLS_PER_ARTICLE)
+    assert stored["cached_tokens"] is None and stored["cost_usd"] is None
+    assert stored["latency_ms"] > 0 and stored["feedback"] == []
+    store = Store(database)
+    assert store.analysis(result["trace_id"]).result == result, "in the database the server was given"
+    store.close()
+
+
+def test_feedback_is_stored_with_the_analysis_variant_and_model_and_answered_with_201(server):
+    url, _ = server
+    trace_id = score(url)["trace_id"]
+    response = post_feedback(url, {"trace_id": trace_id, "rating": "up", "comment": "Useful."})
+    assert response.status_code == 201, response.text
+    stored = response.json()
+    assert {k: stored[k] for k in ("trace_id", "rating", "comment", "corrections", "variant", "model")} == {
+        "trace_id": trace_id, "rating": "up", "comment": "Useful.", "corrections": [], "variant": "default",
+        "model": "fake"}
+    assert stored["created_at"].endswith("Z")
+    assert newest(url)["feedback"] == [stored]
+
+
+def test_corrections_are_stored_per_company(server):
+    url, _ = server
+    trace_id = score(url)["trace_id"]
+    corrections = [{"business": "Globex", "stock_price_change": "none"}]
+    response = post_feedback(url, {"trace_id": trace_id, "rating": "down", "corrections": corrections})
+    assert response.status_code == 201 and response.json()["corrections"] == corrections
+
+
+def test_feedback_on_an_unknown_trace_id_is_404(server):
+    url, _ = server
+    response = post_feedback(url, {"trace_id": "0" * 32, "rating": "up"})
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+    assert "0" * 32 in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "code", "says"), [
+    (b'{"trace_id": "x", ', "application/json", 400, "invalid_request", "not valid JSON"),
+    (b'["up"]', "application/json", 400, "invalid_request", "JSON object"),
+    (b'{"rating": "up"}', "application/json", 422, "invalid_field", "trace_id: Field required"),
+    (b'{"trace_id": "x", "rating": "great"}', "application/json", 422, "invalid_field", "rating"),
+    (b'{"trace_id": "x", "rating": "up", "stars": 5}', "application/json", 422, "invalid_field", "stars"),
+    (b'{"trace_id": "x", "rating": "up", "comment": "' + b"x" * 2001 + b'"}', "application/json", 422,
+     "invalid_field", "comment"),
+    (b"rating=up", "application/x-www-form-urlencoded", 415, "unsupported_media_type", "application/json"),
+], ids=["bad json", "not an object", "no trace id", "bad rating", "extra field", "long comment", "form post"])
+def test_malformed_feedback_gets_a_4xx_that_says_what_is_wrong(server, body, content_type, status, code, says):
+    url, _ = server
+    response = requests.post(f"{url}/feedback", data=body, headers={**AUTH, "Content-Type": content_type},
+                             timeout=10)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert says in response.json()["error"]["message"]
+
+
+def test_a_correction_of_a_company_the_analysis_does_not_name_is_422(server):
+    url, _ = server
+    trace_id = score(url)["trace_id"]
+    response = post_feedback(url, {"trace_id": trace_id, "rating": "down",
+                                   "corrections": [{"business": "Initech", "stock_price_change": "none"}]})
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid_field")
+    assert "Initech" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("method", "route"), [("POST", "/feedback"), ("GET", "/api/analyses"),
+                                               ("GET", "/api/analyses/abc")])
+def test_feedback_and_history_need_the_api_key(server, method, route):
+    url, _ = server
+    response = requests.request(method, f"{url}{route}", json={"trace_id": "abc", "rating": "up"}, timeout=10)
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized")
+
+
+def test_a_request_refused_before_the_flow_runs_is_not_an_analysis(server):
+    url, _ = server
+    last = score(url)["trace_id"]
+    response = requests.post(f"{url}/score", json={"article": " "}, headers=AUTH, timeout=10)
+    assert response.status_code == 422
+    assert newest(url)["trace_id"] == last
+
+
+def test_a_failed_llm_call_is_recorded_with_the_kind_of_failure(server, llm):
+    url, _ = server
+    llm.script("GeneralInfo", error(429))
+    try:
+        response = requests.post(f"{url}/score", json={"article": ARTICLE}, headers=AUTH, timeout=60)
+    finally:
+        llm.script("GeneralInfo", answer({"title": "Acme profits soar", "summary": "Acme's profits rose."}))
+    assert response.status_code == 429
+    recorded = newest(url)
+    assert (recorded["status"], recorded["error_kind"], recorded["result"]) == ("error", "llm_rate_limited", None)
+    assert recorded["article"] == ARTICLE and len(recorded["trace_id"]) == 32
+
+
+def test_the_history_is_newest_first_in_pages(server):
+    url, _ = server
+    traces = [score(url)["trace_id"] for _ in range(3)]
+    page = requests.get(f"{url}/api/analyses?limit=2&offset=0", headers=AUTH, timeout=10).json()
+    following = requests.get(f"{url}/api/analyses?limit=1&offset=2", headers=AUTH, timeout=10).json()
+    assert [a["trace_id"] for a in page + following] == traces[::-1]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "offset=-1"])
+def test_a_bad_page_is_422(server, query):
+    url, _ = server
+    response = requests.get(f"{url}/api/analyses?{query}", headers=AUTH, timeout=10)
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid_field")
+
+
+def test_an_unknown_analysis_is_404(server):
+    url, _ = server
+    response = requests.get(f"{url}/api/analyses/nope", headers=AUTH, timeout=10)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")

@@ -1,0 +1,243 @@
+"""The store of analyses and feedback, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic import command
+from pydantic import ValidationError
+from sqlalchemy import create_engine, inspect
+
+from news_reader.settings import REPO_STATE_DIR, StoreSettings
+from news_reader.store import (
+    DuplicateTraceId,
+    FeedbackRequest,
+    InvalidFeedback,
+    Store,
+    UnknownTraceId,
+)
+from news_reader.store.store import SQLITE_BUSY_TIMEOUT_MS
+from news_reader.store.timeseries import bucket_start, percentile
+from tests.postgres import fresh_database, postgres_server
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def answer(trace_id: str, *companies: tuple[str, str]) -> dict:
+    """An ArticleInfo-shaped answer naming `companies` as (name, direction)."""
+    return {"title": "Acme profits soar", "summary": "Acme's profits rose.", "is_about_business": bool(companies),
+            "business_info": [{"business": name, "relevant_substring": "q", "reason": "r", "stock_price_change": d}
+                              for name, d in companies],
+            "trace_id": trace_id, "usage": [], "errors": []}
+
+
+def record(store: Store, trace_id: str, *companies: tuple[str, str], **fields) -> None:
+    fields = {"article": f"article {trace_id}", "model": "fake", "latency_ms": 100, **fields}
+    store.record_analysis(trace_id=trace_id, result=answer(trace_id, *companies), **fields)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else fresh_database(
+        request.getfixturevalue("postgres"))
+    store = Store(url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+def test_an_analysis_is_stored_with_its_answer_tokens_latency_and_cost(store):
+    record(store, "t1", ("Acme Corp", "increase"), prompt_tokens=500, completion_tokens=100, cached_tokens=300,
+           cost_usd=0.0012, latency_ms=2345, variant="general_info=variant_1")
+    stored = store.analysis("t1")
+    assert stored.result == answer("t1", ("Acme Corp", "increase"))
+    assert (stored.status, stored.error_kind, stored.article) == ("ok", None, "article t1")
+    assert (stored.model, stored.variant, stored.latency_ms) == ("fake", "general_info=variant_1", 2345)
+    assert (stored.prompt_tokens, stored.completion_tokens, stored.cached_tokens) == (500, 100, 300)
+    assert stored.cost_usd == pytest.approx(0.0012)
+    assert stored.feedback == []
+
+
+def test_a_failed_analysis_is_stored_with_the_kind_of_failure(store):
+    store.record_analysis(trace_id="t1", article="a", result=None, error_kind="llm_timeout", model="fake",
+                          latency_ms=180_000)
+    stored = store.analysis("t1")
+    assert (stored.status, stored.error_kind, stored.result, stored.cost_usd) == ("error", "llm_timeout", None, None)
+
+
+@pytest.mark.parametrize("outcome", [{"result": None}, {"result": answer("t1"), "error_kind": "llm_timeout"}],
+                         ids=["neither", "both"])
+def test_an_analysis_has_either_an_answer_or_a_failure(store, outcome):
+    with pytest.raises(ValueError, match="either"):
+        store.record_analysis(trace_id="t1", article="a", model="fake", latency_ms=1, **outcome)
+
+
+def test_a_trace_id_is_recorded_once(store):
+    record(store, "t1")
+    with pytest.raises(DuplicateTraceId):
+        record(store, "t1")
+
+
+def test_times_are_utc_whatever_zone_they_are_given_in(store):
+    paris = timezone(timedelta(hours=1))
+    record(store, "t1", created_at=datetime(2026, 11, 20, 10, 30, tzinfo=paris))
+    record(store, "t2")
+    assert store.analysis("t1").created_at == datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    now = store.analysis("t2").created_at
+    assert now.tzinfo == UTC and abs(datetime.now(UTC) - now) < timedelta(minutes=1)
+
+
+def test_feedback_is_stored_with_the_variant_and_model_of_its_analysis(store):
+    record(store, "t1", ("Acme Corp", "increase"), variant="default", model="gpt-4o-mini")
+    stored = store.record_feedback("t1", FeedbackRequest(rating="up", comment="  spot on  "))
+    assert (stored.trace_id, stored.rating, stored.comment) == ("t1", "up", "spot on")
+    assert (stored.variant, stored.model, stored.corrections) == ("default", "gpt-4o-mini", [])
+    assert stored.created_at.tzinfo == UTC
+    assert store.analysis("t1").feedback == [stored]
+
+
+def test_corrections_name_companies_as_the_analysis_does(store):
+    record(store, "t1", ("Acme Corp", "increase"), ("Globex", "decrease"))
+    request = FeedbackRequest.model_validate(
+        {"rating": "down", "corrections": [{"business": "globex", "stock_price_change": "none"}]})
+    stored = store.record_feedback("t1", request)
+    assert [c.model_dump() for c in stored.corrections] == [{"business": "Globex", "stock_price_change": "none"}]
+
+
+def test_feedback_on_an_unknown_trace_id_is_refused(store):
+    with pytest.raises(UnknownTraceId, match="nope"):
+        store.record_feedback("nope", FeedbackRequest(rating="up"))
+
+
+def test_a_correction_of_a_company_the_analysis_does_not_name_is_refused_and_nothing_is_stored(store):
+    record(store, "t1", ("Acme Corp", "increase"))
+    request = FeedbackRequest.model_validate(
+        {"rating": "down", "corrections": [{"business": "Initech", "stock_price_change": "none"}]})
+    with pytest.raises(InvalidFeedback, match="Initech, but the analysis names Acme Corp"):
+        store.record_feedback("t1", request)
+    assert store.analysis("t1").feedback == []
+
+
+def test_analyses_come_newest_first_with_their_feedback_in_pages(store):
+    for i in range(5):
+        record(store, f"t{i}", created_at=T0 + timedelta(minutes=i))
+    store.record_feedback("t3", FeedbackRequest(rating="down"))
+    store.record_feedback("t3", FeedbackRequest(rating="up", comment="on reflection"))
+    assert [a.trace_id for a in store.analyses(limit=3)] == ["t4", "t3", "t2"]
+    assert [a.trace_id for a in store.analyses(limit=3, offset=3)] == ["t1", "t0"]
+    assert [f.rating for f in store.analyses(limit=1, offset=1)[0].feedback] == ["down", "up"]
+
+
+def test_an_unknown_analysis_is_an_error(store):
+    with pytest.raises(UnknownTraceId):
+        store.analysis("nope")
+
+
+def test_the_timeseries_counts_requests_failures_latency_tokens_cost_and_feedback_per_hour(store):
+    start = bucket_start(datetime.now(UTC), "hour") - timedelta(hours=2)
+    for i, latency in enumerate([100, 200, 300, 400]):
+        record(store, f"ok{i}", latency_ms=latency, prompt_tokens=10, completion_tokens=2, cost_usd=0.5,
+               created_at=start + timedelta(minutes=10 * i))
+    store.record_analysis(trace_id="bad", article="a", result=None, error_kind="llm_timeout", model="fake",
+                          latency_ms=1000, created_at=start + timedelta(minutes=50))
+    store.record_feedback("ok0", FeedbackRequest(rating="up"))
+    given = store.record_feedback("ok1", FeedbackRequest(rating="down"))
+    rows = store.timeseries("hour", since=start)
+    first, gap, last = rows[0], rows[1], rows[-1]
+    assert (first.bucket, gap.bucket, last.bucket) == (start, start + timedelta(hours=1),
+                                                       bucket_start(given.created_at, "hour"))
+    assert (first.requests, first.failures) == (5, {"llm_timeout": 1})
+    assert (first.latency_ms_p50, first.latency_ms_p95) == (300, 1000)
+    assert (first.prompt_tokens, first.completion_tokens, first.cost_usd) == (40, 8, pytest.approx(2.0))
+    assert (gap.requests, gap.latency_ms_p50, gap.cost_usd, gap.feedback_up) == (0, None, None, 0)
+    assert (sum(r.feedback_up for r in rows), sum(r.feedback_down for r in rows)) == (1, 1)
+
+
+def test_the_timeseries_by_day_since_a_time(store):
+    record(store, "old", created_at=T0 - timedelta(days=3))
+    record(store, "a", created_at=T0)
+    record(store, "b", created_at=T0 + timedelta(hours=5))
+    rows = store.timeseries("day", since=T0 - timedelta(days=1))
+    assert [(r.bucket, r.requests) for r in rows] == [(T0.replace(hour=0), 2)]
+    assert store.timeseries("day", since=T0 + timedelta(days=1)) == []
+
+
+def test_a_timeseries_bucket_is_an_hour_or_a_day(store):
+    with pytest.raises(ValueError, match="hour or day"):
+        store.timeseries("week")
+
+
+@pytest.mark.parametrize(("values", "p", "expected"), [([5], 95, 5), ([1, 2, 3, 4], 50, 2), ([1, 2, 3, 4], 95, 4),
+                                                        (list(range(1, 101)), 95, 95)])
+def test_percentiles_are_nearest_rank(values, p, expected):
+    assert percentile(values, p) == expected
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ({"rating": "meh"}, "rating"),
+    ({"rating": "up", "comment": "x" * 2001}, "at most 2000"),
+    ({"rating": "up", "stars": 5}, "Extra inputs"),
+    ({"rating": "up", "corrections": [{"business": "Acme", "stock_price_change": "up"}]}, "stock_price_change"),
+    ({"rating": "up", "corrections": [{"business": "", "stock_price_change": "none"}]}, "business"),
+    ({"rating": "down", "corrections": [{"business": "Acme", "stock_price_change": "none"},
+                                        {"business": "acme", "stock_price_change": "increase"}]}, "corrected once"),
+], ids=["rating", "long comment", "extra field", "direction", "empty company", "company twice"])
+def test_malformed_feedback_is_refused_with_the_reason(body, says):
+    with pytest.raises(ValidationError, match=says):
+        FeedbackRequest.model_validate(body)
+
+
+def test_a_blank_comment_is_no_comment():
+    assert FeedbackRequest(rating="up", comment=" \n ").comment is None
+
+
+def test_migrating_an_empty_database_creates_the_schema_and_again_changes_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new' / 'store.db'}"
+    store = Store(url)
+    assert store.migrate() == store.migrate() == "0001"
+    engine = create_engine(url)
+    assert {"analyses", "feedback", "alembic_version"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
+    store.close()
+
+
+def test_the_tables_match_the_migrations(store):
+    with store.alembic() as config:
+        command.check(config)  # raises when autogenerate would write a migration
+
+
+def test_sqlite_runs_in_wal_mode_and_waits_for_locks(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.migrate()
+    with store._engine.connect() as connection:
+        pragma = connection.exec_driver_sql
+        assert pragma("PRAGMA journal_mode").scalar() == "wal"
+        assert pragma("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
+        assert pragma("PRAGMA foreign_keys").scalar() == 1
+    store.close()
+    assert sqlite3.connect(tmp_path / "store.db").execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_the_default_database_is_sqlite_in_the_repos_state_folder(monkeypatch):
+    monkeypatch.delenv("NEWS_READER_DATABASE_URL", raising=False)
+    assert StoreSettings().url == f"sqlite:///{REPO_STATE_DIR / 'news_reader.db'}"
+    assert REPO_STATE_DIR.is_absolute()
+
+
+def test_the_database_url_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("NEWS_READER_DATABASE_URL", "postgresql+psycopg://u:p@db.example/news")
+    assert StoreSettings().url == "postgresql+psycopg://u:p@db.example/news"
+    assert Store(StoreSettings().url).display_url == "postgresql+psycopg://u:***@db.example/news"
+
+
+def test_a_postgresql_url_without_a_driver_uses_psycopg():
+    assert Store("postgresql://u:p@db.example/news").display_url == "postgresql+psycopg://u:***@db.example/news"
