@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,8 @@ about competition.
 ACME_QUOTE = "Acme Corp said on Monday that its quarterly profits rose by 40%"
 # Crosses a line break, as quotes from hard-wrapped articles do.
 GLOBEX_QUOTE = "Initech had collapsed after regulators raised concerns\nabout competition"
+GENERAL_INFO_ANSWER = {"title": "Acme profits soar as Globex deal collapses",
+                       "summary": "Acme's profits rose while Globex lost a takeover."}
 ACME_ANSWER = {"business": "Acme Corp", "stock_price_change": "increase", "reason": "Profits rose by 40%.",
                "relevant_substring": ACME_QUOTE}
 GLOBEX_ANSWER = {"business": "Globex", "stock_price_change": "decrease", "reason": "Its takeover collapsed.",
@@ -69,14 +72,16 @@ def business_llm() -> Iterator[FakeLLM]:
 
 
 @contextmanager
-def running_server(env: dict[str, str], log: Path) -> Iterator[str]:
-    """`python -m deployment.serving` on a free port with `env` on top of this process's; yields its base URL.
-    Stopping it (SIGTERM) must be a clean exit."""
+def running_server(env: dict[str, str | None], log: Path) -> Iterator[str]:
+    """`python -m deployment.serving` on a free port, with `env` on top of this process's (None unsets a variable);
+    yields its base URL. Stopping it (SIGTERM) must be a clean exit that removes its staged copy of the flow."""
     port = free_port()
+    merged = {**os.environ, **env, "NEWS_READER_SERVING_PORT": str(port)}
+    staged_before = set(Path(tempfile.gettempdir()).glob("news-reader-flow-*"))
     with log.open("wb") as out:
         server = subprocess.Popen([sys.executable, "-m", "deployment.serving"], cwd=REPO, stdout=out,
                                   stderr=subprocess.STDOUT,
-                                  env={**os.environ, **env, "NEWS_READER_SERVING_PORT": str(port)})
+                                  env={name: value for name, value in merged.items() if value is not None})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -91,6 +96,7 @@ def running_server(env: dict[str, str], log: Path) -> Iterator[str]:
         server.terminate()
         server.wait(timeout=30)
     assert server.returncode == 0, f"the server did not stop cleanly:\n{log.read_text()[-3000:]}"
+    assert set(Path(tempfile.gettempdir()).glob("news-reader-flow-*")) == staged_before, "staged flow left behind"
 
 
 def _answers(url: str) -> bool:
@@ -118,8 +124,7 @@ def business_script(fake_llm: FakeLLM) -> FakeLLM:
 
 
 def script_business(fake_llm: FakeLLM) -> FakeLLM:
-    fake_llm.script("GeneralInfo", answer({"title": "Acme profits soar as Globex deal collapses",
-                                           "summary": "Acme's profits rose while Globex lost a takeover."}))
+    fake_llm.script("GeneralInfo", answer(GENERAL_INFO_ANSWER))
     fake_llm.script("BusinessCategory", answer({"is_about_business": True}))
     fake_llm.script("BusinessesInvolved", answer({"businesses": ["Acme Corp", "Globex"]}))
     fake_llm.script("BusinessSpecificInfo:Acme Corp", answer(ACME_ANSWER))

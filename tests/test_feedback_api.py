@@ -3,19 +3,13 @@ its database in a temporary folder."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-from pytest_httpserver import HTTPServer
 
 from news_reader.store import Store
-from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER, REPO, free_port
+from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, business_llm, running_server
 from tests.fake_llm import FakeLLM, answer, error
 
 KEY = "feedback-key-3c1d"
@@ -25,51 +19,20 @@ CALLS_PER_ARTICLE = 5  # general info, category, businesses, and one analysis pe
 
 @pytest.fixture(scope="module")
 def llm() -> Iterator[FakeLLM]:
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    fake = FakeLLM(server)
-    fake.script("GeneralInfo", answer({"title": "Acme profits soar", "summary": "Acme's profits rose."}))
-    fake.script("BusinessCategory", answer({"is_about_business": True}))
-    fake.script("BusinessesInvolved", answer({"businesses": ["Acme Corp", "Globex"]}))
-    fake.script("BusinessSpecificInfo:Acme Corp", answer(ACME_ANSWER))
-    fake.script("BusinessSpecificInfo:Globex", answer(GLOBEX_ANSWER))
-    yield fake
-    server.clear()
-    server.stop()
+    with business_llm() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
 def server(llm: FakeLLM, tmp_path_factory) -> Iterator[tuple[str, str]]:
     """The server's base URL and its database URL."""
-    port, folder = free_port(), tmp_path_factory.mktemp("feedback-api")
+    folder = tmp_path_factory.mktemp("feedback-api")
     database = f"sqlite:///{folder / 'news_reader.db'}"
-    env = {**os.environ, "NEWS_READER_SERVING_PORT": str(port), "NEWS_READER_SERVING_API_KEY": KEY,
-           "NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_API_KEY": "llm-key",
-           "NEWS_READER_LLM_MODEL": "fake", "NEWS_READER_LLM_MAX_RETRIES": "0", "NEWS_READER_DATABASE_URL": database}
-    log = folder / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "deployment.serving"], cwd=REPO, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, process, log)
+    env = {"NEWS_READER_SERVING_API_KEY": KEY, "NEWS_READER_LLM_BASE_URL": llm.base_url,
+           "NEWS_READER_LLM_API_KEY": "llm-key", "NEWS_READER_LLM_MODEL": "fake", "NEWS_READER_LLM_MAX_RETRIES": "0",
+           "NEWS_READER_DATABASE_URL": database}
+    with running_server(env, folder / "server.log") as url:
         yield url, database
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited at start:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.5)
-    pytest.fail("the server did not come up in 120 s")
 
 
 def score(url: str) -> dict:
@@ -178,7 +141,7 @@ def test_a_failed_llm_call_is_recorded_with_the_kind_of_failure(server, llm):
     try:
         response = requests.post(f"{url}/score", json={"article": ARTICLE}, headers=AUTH, timeout=60)
     finally:
-        llm.script("GeneralInfo", answer({"title": "Acme profits soar", "summary": "Acme's profits rose."}))
+        llm.script("GeneralInfo", answer(GENERAL_INFO_ANSWER))
     assert response.status_code == 429
     recorded = newest(url)
     assert (recorded["status"], recorded["error_kind"], recorded["result"]) == ("error", "llm_rate_limited", None)

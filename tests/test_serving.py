@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +14,7 @@ from openapi_spec_validator import validate
 from pytest_httpserver import HTTPServer
 
 from news_reader.schemas import ArticleInfo
-from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER, REPO, free_port
+from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, business_llm, running_server
 from tests.fake_llm import FakeLLM, answer, error
 
 SERVING_KEY = "serving-key-7f3a9c"
@@ -28,18 +24,8 @@ AUTH = {"Authorization": f"Bearer {SERVING_KEY}"}
 
 @pytest.fixture(scope="module")
 def llm() -> Iterator[FakeLLM]:
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    fake = FakeLLM(server)
-    fake.script("GeneralInfo", answer({"title": "Acme profits soar as Globex deal collapses",
-                                       "summary": "Acme's profits rose while Globex lost a takeover."}))
-    fake.script("BusinessCategory", answer({"is_about_business": True}))
-    fake.script("BusinessesInvolved", answer({"businesses": ["Acme Corp", "Globex"]}))
-    fake.script("BusinessSpecificInfo:Acme Corp", answer(ACME_ANSWER))
-    fake.script("BusinessSpecificInfo:Globex", answer(GLOBEX_ANSWER))
-    yield fake
-    server.clear()
-    server.stop()
+    with business_llm() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -57,39 +43,13 @@ def collector() -> Iterator[HTTPServer]:
 def endpoint(llm: FakeLLM, collector: HTTPServer, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """The endpoint's base URL and its log file. An API key is configured, the LLM calls model `fake`, and data
     collection for Azure ML's model monitor is on, as in the deployment."""
-    port = free_port()
     log = tmp_path_factory.mktemp("serving") / "server.log"
-    env = {**os.environ, "NEWS_READER_SERVING_PORT": str(port), "NEWS_READER_SERVING_API_KEY": SERVING_KEY,
-           "NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_API_KEY": LLM_KEY,
-           "NEWS_READER_LLM_MODEL": "fake", "NEWS_READER_LLM_MAX_RETRIES": "0",
+    env = {"NEWS_READER_SERVING_API_KEY": SERVING_KEY, "NEWS_READER_LLM_BASE_URL": llm.base_url,
+           "NEWS_READER_LLM_API_KEY": LLM_KEY, "NEWS_READER_LLM_MODEL": "fake", "NEWS_READER_LLM_MAX_RETRIES": "0",
            "NEWS_READER_SERVING_MAX_REQUEST_BYTES": "200000", "NEWS_READER_SERVING_COLLECT_DATA": "true",
            "PF_DISABLE_TRACING": "false", "AZUREML_MDC_ENABLED": "true", "AZUREML_MDC_PORT": str(collector.port)}
-    with log.open("wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "deployment.serving"], cwd=REPO, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    staged_before = set(Path(tempfile.gettempdir()).glob("news-reader-flow-*"))
-    try:
-        _wait_until_up(url, server, log)
+    with running_server(env, log) as url:
         yield url, log
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert server.returncode == 0, "SIGTERM is a normal stop"
-    assert set(Path(tempfile.gettempdir()).glob("news-reader-flow-*")) == staged_before, "staged flow left behind"
-
-
-def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the endpoint exited at start:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.5)
-    pytest.fail("the endpoint did not come up in 120 s")
 
 
 def score(endpoint, body, headers=AUTH, **kwargs) -> requests.Response:
@@ -199,7 +159,7 @@ def test_a_rate_limited_llm_gives_429_with_the_reason(endpoint, llm):
     try:
         response = score(endpoint, {"article": ARTICLE})
     finally:
-        llm.script("GeneralInfo", answer({"title": "Acme profits soar", "summary": "Acme's profits rose."}))
+        llm.script("GeneralInfo", answer(GENERAL_INFO_ANSWER))
     assert response.status_code == 429
     assert response.json()["error"] == {"code": "llm_rate_limited",
                                         "message": "the LLM is rate limited: scripted HTTP 429"}

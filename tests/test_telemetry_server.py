@@ -17,25 +17,14 @@ import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER, REPO, free_port
+from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, business_llm, free_port, running_server
 from tests.fake_llm import FakeLLM, answer, error
-
-GENERAL_INFO = answer({"title": "Acme profits soar", "summary": "Acme's profits rose."})
 
 
 @pytest.fixture(scope="module")
 def llm() -> Iterator[FakeLLM]:
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    fake = FakeLLM(server)
-    fake.script("GeneralInfo", GENERAL_INFO)
-    fake.script("BusinessCategory", answer({"is_about_business": True}))
-    fake.script("BusinessesInvolved", answer({"businesses": ["Acme Corp", "Globex"]}))
-    fake.script("BusinessSpecificInfo:Acme Corp", answer(ACME_ANSWER))
-    fake.script("BusinessSpecificInfo:Globex", answer(GLOBEX_ANSWER))
-    yield fake
-    server.clear()
-    server.stop()
+    with business_llm() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -84,27 +73,17 @@ def _answers(url: str) -> bool:
 def server(llm: FakeLLM, collectors: HTTPServer, trace_ui: str, temp: Path, tmp_path_factory
            ) -> Iterator[tuple[str, Path]]:
     """The server's URL and its output. PF_DISABLE_TRACING is left unset, as in a plain `make serve`."""
-    port, state = free_port(), tmp_path_factory.mktemp("telemetry-server")
-    env = {name: value for name, value in os.environ.items() if name != "PF_DISABLE_TRACING"}
-    env.update({"NEWS_READER_SERVING_PORT": str(port), "TMPDIR": str(temp),
-                "NEWS_READER_DATABASE_URL": f"sqlite:///{state / 'news_reader.db'}",
-                "NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_MODEL": "fake",
-                "NEWS_READER_LLM_MAX_RETRIES": "0", "NEWS_READER_TRACE_UI_URL": trace_ui,
-                "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.url_for("/"), "OTEL_BSP_SCHEDULE_DELAY": "500",
-                "NEWS_READER_SERVING_COLLECT_DATA": "true", "AZUREML_MDC_ENABLED": "true",
-                "AZUREML_MDC_PORT": str(collectors.port)})
+    state = tmp_path_factory.mktemp("telemetry-server")
+    env = {"PF_DISABLE_TRACING": None, "TMPDIR": str(temp),
+           "NEWS_READER_DATABASE_URL": f"sqlite:///{state / 'news_reader.db'}",
+           "NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_MODEL": "fake",
+           "NEWS_READER_LLM_MAX_RETRIES": "0", "NEWS_READER_TRACE_UI_URL": trace_ui,
+           "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.url_for("/"), "OTEL_BSP_SCHEDULE_DELAY": "500",
+           "NEWS_READER_SERVING_COLLECT_DATA": "true", "AZUREML_MDC_ENABLED": "true",
+           "AZUREML_MDC_PORT": str(collectors.port)}
     log = state / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "deployment.serving"], cwd=REPO, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_for(lambda: _answers(f"{url}/health") or process.poll() is not None, 120)
-        assert process.poll() is None, f"the server exited at start:\n{log.read_text()[-3000:]}"
+    with running_server(env, log) as url:
         yield url, log
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def wait_for(found: Callable[[], bool], seconds: float = 30) -> bool:
@@ -157,7 +136,7 @@ def test_a_failure_is_one_json_event_and_not_prompt_flows_traceback(server, llm)
     try:
         response = requests.post(f"{url}/score", json={"article": ARTICLE}, timeout=60)
     finally:
-        llm.script("GeneralInfo", GENERAL_INFO)
+        llm.script("GeneralInfo", answer(GENERAL_INFO_ANSWER))
     assert response.status_code == 502
     assert wait_for(lambda: any(e["event"] == "request" and e["error"] == "llm_request_failed" for e in events(log)))
     text = log.read_text()
