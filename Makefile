@@ -18,6 +18,9 @@ export PF_HOME_DIRECTORY := $(CURDIR)/$(STATE)/pf
 export XDG_DATA_HOME := $(CURDIR)/$(STATE)/xdg
 export PYTHON_KEYRING_BACKEND := keyrings.alt.file.PlaintextKeyring
 export APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED := true
+# Temporary files too (importing promptflow alone leaves a folder in the temporary directory).
+export TMPDIR := $(CURDIR)/$(STATE)/tmp
+$(shell mkdir -p $(STATE)/tmp)
 # One line at a time: the single local server then reuses its prompt cache instead of thrashing it.
 export PF_WORKER_COUNT ?= 1
 

@@ -29,6 +29,7 @@ STATUS_OF_KIND = {
     "invalid_model_output": 502,
     "llm_request_failed": 502,
     "llm_unavailable": 503,
+    "database_unavailable": 503,
     "local_model": 503,
     "llm_timeout": 504,
     "flow_failed": 500,

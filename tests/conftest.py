@@ -25,6 +25,11 @@ os.environ["XDG_DATA_HOME"] = str(_STATE / "pf-tests" / "xdg")
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
 os.environ["APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED"] = "true"
 os.environ["PF_DISABLE_TRACING"] = "true"
+# Temporary files of the tests and everything they start stay in the repo too (importing promptflow alone leaves a
+# folder in the temporary directory).
+os.environ["TMPDIR"] = str(_STATE / "tmp")
+(_STATE / "tmp").mkdir(parents=True, exist_ok=True)
+tempfile.tempdir = None  # forget a temporary directory chosen before this
 if not (_STATE / "pf-tests" / "pf.yaml").is_file():  # pf's config file is the only switch for its telemetry
     (_STATE / "pf-tests").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "flows" / "pf-config.yaml", _STATE / "pf-tests" / "pf.yaml")

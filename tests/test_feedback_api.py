@@ -3,6 +3,7 @@ its database in a temporary folder."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,7 @@ import requests
 
 from news_reader.store import Store
 from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, business_llm, running_server
-from tests.fake_llm import FakeLLM, answer, error
+from tests.fake_llm import FakeLLM, answer, error, raw
 
 KEY = "feedback-key-3c1d"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -145,7 +146,33 @@ def test_a_failed_llm_call_is_recorded_with_the_kind_of_failure(server, llm):
     assert response.status_code == 429
     recorded = newest(url)
     assert (recorded["status"], recorded["error_kind"], recorded["result"]) == ("error", "llm_rate_limited", None)
-    assert recorded["article"] == ARTICLE and len(recorded["trace_id"]) == 32
+    assert recorded["article"] == ARTICLE and recorded["trace_id"] == response.json()["trace_id"]
+
+
+def test_a_failed_analysis_is_stored_with_what_its_llm_calls_spent(server, llm):
+    url, _ = server
+    llm.script("GeneralInfo", raw("not JSON at all"))  # the answer, then the repair: two calls, both unusable
+    try:
+        response = requests.post(f"{url}/score", json={"article": ARTICLE}, headers=AUTH, timeout=60)
+    finally:
+        llm.script("GeneralInfo", answer(GENERAL_INFO_ANSWER))
+    assert response.json()["error"]["code"] == "invalid_model_output"
+    recorded = newest(url)
+    assert recorded["trace_id"] == response.json()["trace_id"]
+    assert recorded["prompt_tokens"] >= 200 and recorded["completion_tokens"] >= 40
+
+
+def test_a_database_that_cannot_be_used_is_a_503_with_a_readable_message(server):
+    url, database = server
+    with sqlite3.connect(database.removeprefix("sqlite:///")) as db:
+        db.execute("ALTER TABLE analyses RENAME TO analyses_away")
+    try:
+        response = requests.get(f"{url}/api/analyses", headers=AUTH, timeout=10)
+    finally:
+        with sqlite3.connect(database.removeprefix("sqlite:///")) as db:
+            db.execute("ALTER TABLE analyses_away RENAME TO analyses")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable" and "SQL" not in response.text
 
 
 def test_the_history_is_newest_first_in_pages(server):

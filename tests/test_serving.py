@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +73,21 @@ def test_concurrent_requests_each_get_their_own_result(endpoint):
     assert [r.status_code for r in responses] == [200] * 4
     assert len({r.json()["trace_id"] for r in responses}) == 4
     assert all(len(r.json()["business_info"]) == 2 for r in responses)
+
+
+def test_a_callers_trace_context_does_not_make_two_requests_share_a_trace_id(endpoint):
+    caller = {**AUTH, "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    first, second = (score(endpoint, {"article": ARTICLE}, headers=caller).json()["trace_id"] for _ in range(2))
+    assert first != second and "0af7651916cd43dd8448eb211c80319c" not in (first, second)
+
+
+def test_only_scoring_may_be_called_from_other_web_origins(endpoint):
+    url, _ = endpoint
+    origin = {"Origin": "https://elsewhere.example"}
+    assert score(endpoint, {"article": ARTICLE}, headers={**AUTH, **origin}).headers[
+        "Access-Control-Allow-Origin"] in ("*", origin["Origin"])
+    history = requests.get(f"{url}/api/analyses", headers={**AUTH, **origin}, timeout=10)
+    assert history.ok and "Access-Control-Allow-Origin" not in history.headers
 
 
 def test_every_llm_call_uses_the_configured_model_and_key(endpoint, llm):
@@ -163,6 +179,7 @@ def test_a_rate_limited_llm_gives_429_with_the_reason(endpoint, llm):
     assert response.status_code == 429
     assert response.json()["error"] == {"code": "llm_rate_limited",
                                         "message": "the LLM is rate limited: scripted HTTP 429"}
+    assert re.fullmatch(r"[0-9a-f]{32}", response.json()["trace_id"]), "a request that reached the flow has a trace"
 
 
 def test_health_version_and_the_openapi_document_need_no_key(endpoint):

@@ -96,6 +96,18 @@ def test_a_binary_file_gets_a_readable_message_and_the_others_are_still_analysed
     expect(page.locator(".result", has_text="acme.md").locator(".title")).to_contain_text("Acme", timeout=30_000)
 
 
+def test_a_windows_1252_file_is_read_as_such(site, page, tmp_path):
+    url, database = site
+    legacy = tmp_path / "legacy.txt"
+    legacy.write_bytes(ARTICLE.replace("rocket skates", "café «skates»").encode("cp1252"))
+    page.goto(url)
+    page.set_input_files("#files", legacy)
+    page.get_by_role("button", name="Analyse").click()
+    result = page.locator(".result", has_text="legacy.txt")
+    expect(result.locator(".title")).to_be_visible(timeout=30_000)
+    assert "café «skates»" in Store(database).analyses(limit=1)[0].article
+
+
 def test_feedback_needs_a_rating(site, page):
     url, _ = site
     page.goto(url)

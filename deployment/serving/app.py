@@ -34,6 +34,7 @@ from news_reader.score_request import (
     parse_score_request,
 )
 from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings, StoreSettings
+from news_reader.steps import current_trace_id
 from news_reader.store import Store
 from news_reader.telemetry.metrics import estimate_cost
 from news_reader.telemetry.tracing import add_span_exporter
@@ -53,6 +54,7 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     app = create_promptflow_app(engine="flask", flow_file_path=staged / FLOW_FILE,
                                 connection_provider=lambda: connections)
     observe(app)
+    app.wsgi_app = _api_boundary(app.wsgi_app)
     app.config["MAX_CONTENT_LENGTH"] = serving.max_request_bytes
     if serving.collect_data:
         _collect_for_model_monitoring(app)
@@ -87,7 +89,8 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
         if request.endpoint == "score" and response.status_code >= 400 and failed:
             error = g.flow_result.run_info.error or {}
             kind, message = _failure(error)
-            response = jsonify(error_body(kind, message))
+            # The request reached the flow: its trace id is returned, as with a result, for logs and feedback.
+            response = jsonify({**error_body(kind, message), "trace_id": current_trace_id()})
             response.status_code = STATUS_OF_KIND[kind]
         return response
 
@@ -109,7 +112,7 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     app.view_functions["staticweb_blueprint.notfound"] = _not_found
     store = Store(StoreSettings().url)
     store.migrate()
-    install_feedback(app, store, model=llm.model, estimate_cost=estimate_cost)
+    install_feedback(app, store, model=llm.model, variant=_served_variant(staged), estimate_cost=estimate_cost)
     install_web(app, store, max_chars)
     return app
 
@@ -120,6 +123,25 @@ def _collect_for_model_monitoring(app: Flask) -> None:
     also replace these settings' connection with the workspace's."""
     app.flow_monitor.data_collector = FlowDataCollector(app.logger)
     add_span_exporter(MdcExporter(app.logger))
+
+
+def _api_boundary(wsgi_app):
+    """Every request starts its own trace: the trace id keys the stored analysis and its feedback, so a caller's
+    `traceparent` must not make two requests share one. Only `/score` may be called from other web origins:
+    Prompt flow's app allows every origin on every route, which would let any site read the stored history."""
+    def app(environ, start_response):
+        environ.pop("HTTP_TRACEPARENT", None)
+        environ.pop("HTTP_TRACESTATE", None)
+        if environ.get("PATH_INFO") == "/score":
+            return wsgi_app(environ, start_response)
+
+        def same_origin_only(status, headers, exc_info=None):
+            kept = [(name, value) for name, value in headers if not name.lower().startswith("access-control-")]
+            return start_response(status, kept, exc_info)
+
+        return wsgi_app(environ, same_origin_only)
+
+    return app
 
 
 def _not_found(path: str):
@@ -134,6 +156,17 @@ def _stage(flow_dir: Path, llm: LLMSettings) -> Path:
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     model = llm.model if "model" in llm.model_fields_set else None
     return stage_flow(flow_dir, root / flow_dir.name, model=model)
+
+
+def _served_variant(flow_dir: Path) -> str:
+    """The configuration served, named as experiments name it: `default`, `<step>=<variant>` for each prompt whose
+    default variant is not variant_0, or the flow's own name for another flow (e.g. the single-prompt baseline)."""
+    dag = yaml.safe_load((flow_dir / FLOW_FILE).read_text(encoding="utf-8"))
+    if not dag.get("node_variants"):
+        return "single_prompt" if flow_dir.name == "news_reader_single" else flow_dir.name
+    changed = [f"{node.removesuffix('_prompt')}={spec['default_variant_id']}"
+               for node, spec in dag["node_variants"].items() if spec["default_variant_id"] != "variant_0"]
+    return ",".join(changed) or "default"
 
 
 def _connection_names(flow_dir: Path) -> set[str]:

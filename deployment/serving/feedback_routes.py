@@ -13,7 +13,7 @@ from flask import Blueprint, Flask, Response, g, jsonify, request, request_finis
 from pydantic import Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from news_reader.score_request import RequestRejected
+from news_reader.score_request import RequestRejected, error_body
 from news_reader.steps import current_trace_id
 from news_reader.store import DuplicateTraceId, FeedbackRequest, InvalidFeedback, Store, UnknownTraceId
 from news_reader.telemetry.metrics import record_feedback
@@ -69,7 +69,12 @@ def install_feedback(app: Flask, store: Store, model: str, variant: str = "defau
             return  # refused before the flow ran: not an analysis
         answer = response.get_json(silent=True) or {}
         ok = response.status_code == 200
-        prompt, completion, cached = _tokens(answer.get("usage", [])) if ok else (0, 0, None)
+        if ok:
+            prompt, completion, cached = _tokens(answer.get("usage", []))
+        else:  # no usage in an error body: what the request's steps spent, as the request event counted it
+            totals = g.get("request_totals") or {}
+            prompt, completion = totals.get("prompt_tokens", 0), totals.get("completion_tokens", 0)
+            cached = totals.get("cached_tokens")
         trace_id = answer.get("trace_id") or current_trace_id()
         try:
             store.record_analysis(
@@ -77,10 +82,16 @@ def install_feedback(app: Flask, store: Store, model: str, variant: str = "defau
                 result=answer if ok else None, error_kind=None if ok else _error_kind(answer), model=model,
                 variant=variant, latency_ms=round((time.perf_counter() - g.feedback_started) * 1000),
                 prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
-                cost_usd=estimate_cost(model, prompt, completion, cached) if estimate_cost and ok else None,
+                cost_usd=estimate_cost(model, prompt, completion, cached) if estimate_cost else None,
             )
         except (SQLAlchemyError, DuplicateTraceId):
             _log.exception("analysis %s was not recorded", trace_id)
+
+    @app.errorhandler(SQLAlchemyError)
+    def database_unavailable(error: SQLAlchemyError):
+        _log.error("database error: %s", type(error).__name__)
+        return jsonify(error_body("database_unavailable", "the database of analyses and feedback cannot be used "
+                                                          "right now; try again later")), 503
 
     app.register_blueprint(api)
     app.view_functions["feedback"] = feedback

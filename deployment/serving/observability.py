@@ -47,6 +47,10 @@ def start_telemetry(settings: TelemetrySettings | None = None) -> None:
     # Read by our exporter already. Prompt flow's app would make OTLP metric and log exporters of it, which fail
     # with opentelemetry >= 1.35 (a traceback a minute); the per-signal OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is ours.
     os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    # Likewise for Azure Monitor: Prompt flow's app would add its own metric and log exporters, each leaving an
+    # offline-storage folder in the temporary directory; our span exporter has read the connection already.
+    for name in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "AML_APP_INSIGHTS_KEY"):
+        os.environ.pop(name, None)
     log_startup(destinations, trace_ui_link(settings) if "promptflow_trace_ui" in destinations else None)
 
 
@@ -72,7 +76,8 @@ def _record_request(sender: Flask, response: Response, **_) -> None:
     record_request(outcome, error and error["code"], seconds)
     context = trace.get_current_span().get_span_context()
     trace_id = format(context.trace_id, "032x") if context.is_valid else None
-    log_request(trace_id, outcome, status, round(seconds * 1000), error, STEP_EVENTS.request_totals(trace_id))
+    g.request_totals = STEP_EVENTS.request_totals(trace_id)  # also what a failed analysis is stored with
+    log_request(trace_id, outcome, status, round(seconds * 1000), error, g.request_totals)
 
 
 def _error(response: Response) -> dict:

@@ -3,6 +3,8 @@ dashboard. The pages are shells without data; their scripts call the JSON API wi
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from flask import Blueprint, Flask, Response, render_template, request
 
 from news_reader.dashboard import render_dashboard
@@ -11,6 +13,8 @@ from news_reader.store import Store
 
 # Reachable without the API key: the page shells and their static files.
 PAGE_ROUTES = {"web.analyze", "web.history", "web.dashboard", "web.static", "staticweb_blueprint.home"}
+# How far back the dashboard looks, per bucket size.
+_WINDOW = {"hour": timedelta(days=7), "day": timedelta(days=90)}
 # UTF-8 takes at most 4 bytes a character: a file within this size can hold an article within the character limit.
 _BYTES_PER_CHAR = 4
 
@@ -38,7 +42,8 @@ def install_web(app: Flask, store: Store, max_chars: int) -> None:
         bucket = request.args.get("bucket", "hour")
         if bucket not in ("hour", "day"):
             raise RequestRejected("invalid_request", f"bucket must be hour or day, not {bucket!r}")
-        return Response(render_dashboard(store.timeseries(bucket), bucket), mimetype="image/png")
+        since = datetime.now(UTC) - _WINDOW[bucket]
+        return Response(render_dashboard(store.timeseries(bucket, since), bucket), mimetype="image/png")
 
     app.register_blueprint(web)
     app.view_functions["staticweb_blueprint.home"] = analyze

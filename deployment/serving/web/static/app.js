@@ -69,8 +69,11 @@ function escapeRegExp(text) {
 }
 
 function markQuotes(container, article, quotes) {
-  // Quotes are verbatim from the article as the model saw it (spacing normalised), so match across any whitespace.
-  const patterns = quotes.filter(Boolean).map((q) => q.trim().split(/\s+/).map(escapeRegExp).join("\\s+"));
+  // Quotes are verbatim from the article as the server prepared it (Unicode NFC, spacing normalised), so compare
+  // in NFC and match across any whitespace.
+  article = article.normalize("NFC");
+  const patterns = quotes.filter(Boolean)
+    .map((q) => q.normalize("NFC").trim().split(/\s+/).map(escapeRegExp).join("\\s+"));
   const found = patterns.length ? new RegExp(patterns.join("|"), "g") : null;
   let last = 0;
   for (const match of found ? article.matchAll(found) : []) {
@@ -182,6 +185,16 @@ async function analyse(card, article) {
   }
 }
 
+async function readText(file) {
+  // News text comes as UTF-8 or Windows-1252, as the server's own reader expects.
+  const bytes = await file.arrayBuffer();
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (error) {
+    return new TextDecoder("windows-1252").decode(bytes);
+  }
+}
+
 function setUpAnalyse() {
   const form = document.getElementById("analyze-form");
   const maxFileBytes = Number(form.dataset.maxFileBytes);
@@ -198,7 +211,7 @@ function setUpAnalyse() {
         card.classList.add("failed");
         continue;
       }
-      jobs.push({ card, read: () => file.text() });
+      jobs.push({ card, read: () => readText(file) });
     }
     if (!jobs.length && !form.elements.files.files.length) {
       showNotice("Paste an article or choose a file first.");
