@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from openapi_spec_validator import validate
 
-from news_reader.score_request import RequestRejected, check_api_key, openapi_document, parse_score_request
+from news_reader.openapi import openapi_document
+from news_reader.score_request import RequestRejected, check_api_key, parse_score_request
 
 
 def test_without_a_configured_key_every_caller_is_let_in():
@@ -44,4 +45,7 @@ def test_the_openapi_document_is_valid_and_states_the_limits(auth):
     assert document["components"]["schemas"]["ScoreRequest"]["properties"]["article"]["maxLength"] == 1234
     assert "5,678 bytes" in score["responses"]["413"]["description"]
     assert ("security" in score) is auth
+    assert ("security" in document["paths"]["/api/analyses"]["get"]) is auth
+    assert set(document["paths"]) == {"/score", "/feedback", "/api/analyses", "/api/analyses/{trace_id}", "/metrics",
+                                      "/health", "/version"}
     assert {"title", "business_info", "trace_id"} <= set(document["components"]["schemas"]["ArticleInfo"]["properties"])

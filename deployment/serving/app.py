@@ -25,12 +25,12 @@ from deployment.serving.observability import observe, start_telemetry
 from deployment.serving.web_pages import PAGE_ROUTES, install_web
 from news_reader import __version__
 from news_reader.errors import NewsReaderError
+from news_reader.openapi import openapi_document
 from news_reader.score_request import (
     STATUS_OF_KIND,
     RequestRejected,
     check_api_key,
     error_body,
-    openapi_document,
     parse_score_request,
 )
 from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings, StoreSettings

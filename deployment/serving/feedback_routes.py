@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, g, jsonify, request, request_finished
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from news_reader.score_request import RequestRejected, error_body
 from news_reader.steps import current_trace_id
-from news_reader.store import DuplicateTraceId, FeedbackRequest, InvalidFeedback, Store, UnknownTraceId
+from news_reader.store import DuplicateTraceId, InvalidFeedback, Store, UnknownTraceId
+from news_reader.store.feedback import FeedbackPost
 from news_reader.telemetry.metrics import record_feedback
 
 _log = logging.getLogger("news_reader.feedback")
@@ -23,12 +24,6 @@ _log = logging.getLogger("news_reader.feedback")
 MAX_PAGE = 100
 # model, prompt_tokens, completion_tokens, cached_tokens -> USD, or None when the price is unknown.
 CostEstimate = Callable[[str, int, int, int | None], float | None]
-
-
-class FeedbackPost(FeedbackRequest):
-    """The body of `POST /feedback`: the feedback and the trace id of the analysis it is about."""
-
-    trace_id: str = Field(min_length=1, max_length=64)
 
 
 def install_feedback(app: Flask, store: Store, model: str, variant: str = "default",

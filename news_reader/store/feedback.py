@@ -43,3 +43,9 @@ class FeedbackRequest(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError("each company may be corrected once")
         return corrections
+
+
+class FeedbackPost(FeedbackRequest):
+    """The body of `POST /feedback`: the feedback and the trace id of the analysis it is about."""
+
+    trace_id: str = Field(min_length=1, max_length=64)

@@ -1,0 +1,109 @@
+"""The endpoint's OpenAPI 3.1 document: scoring, feedback, history and metrics, with schemas taken from the pydantic
+models (3.1 uses their JSON Schema dialect, 2020-12)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from news_reader import __version__
+from news_reader.schemas import ArticleInfo
+from news_reader.score_request import STATUS_OF_KIND, ScoreRequest
+from news_reader.store.feedback import FeedbackPost
+from news_reader.store.records import StoredAnalysis, StoredFeedback
+
+
+def _schemas(*models: type[BaseModel]) -> dict:
+    schemas: dict = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def openapi_document(max_chars: int, max_request_bytes: int, auth: bool) -> dict:
+    """The document for a server with these limits, and with or without an API key."""
+    schemas = _schemas(ScoreRequest, ArticleInfo, FeedbackPost, StoredFeedback, StoredAnalysis)
+    schemas["ScoreRequest"]["properties"]["article"]["maxLength"] = max_chars
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string", "enum": sorted(STATUS_OF_KIND)}, "message": {"type": "string"}}}},
+    }
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    failures = {
+        "400": "Not JSON, or not a JSON object.",
+        "401": "Missing or wrong API key (only when one is configured).",
+        "405": "Not a POST.",
+        "406": "The Accept header does not allow application/json.",
+        "413": f"Body over {max_request_bytes:,} bytes or article over {max_chars:,} characters.",
+        "415": "Content-Type is not application/json.",
+        "422": "Missing, extra or mistyped field; empty or binary-looking article.",
+        "429": "The LLM is rate limiting and retries ran out.",
+        "502": "The LLM failed or answered with unusable output.",
+        "503": "The LLM cannot be reached.",
+        "504": "The LLM did not answer in time.",
+        "500": "The flow failed for another reason.",
+    }
+    score = {
+        "summary": "Analyse one article",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/ScoreRequest"}}}},
+        "responses": {
+            "200": {"description": "The analysis, with the trace id of the request.", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ArticleInfo"}}}},
+            **{code: {"description": text, **error} for code, text in failures.items()},
+        },
+    }
+    refused = {code: {"description": text, **error} for code, text in {
+        "400": "Not JSON, or a bad query parameter.", "401": "Missing or wrong API key (only when one is configured).",
+        "404": "No analysis has this trace id.", "415": "Content-Type is not application/json.",
+        "422": "Missing, extra or mistyped field, or a correction of a company the analysis does not name.",
+        "503": "The database cannot be used right now."}.items()}
+    feedback = {
+        "summary": "Rate one analysis, keyed by its trace id",
+        "requestBody": {"required": True, **_json(_ref("FeedbackPost"))},
+        "responses": {"201": {"description": "The stored feedback.", **_json(_ref("StoredFeedback"))}, **refused},
+    }
+    page = [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
+                                                         "default": 25}},
+            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}]
+    history = {"summary": "Past analyses with their feedback, newest first", "parameters": page, "responses": {
+        "200": {"description": "A page of analyses.", **_json({"type": "array", "items": _ref("StoredAnalysis")})},
+        **refused}}
+    one = {"summary": "One analysis with its feedback",
+           "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+           "responses": {"200": {"description": "The analysis.", **_json(_ref("StoredAnalysis"))}, **refused}}
+    metrics = {"summary": "Metrics in Prometheus' text format",
+               "responses": {"200": {"description": "The metrics.", "content": {"text/plain": {}}}}}
+    operations = [score, feedback, history, one, metrics]
+    if auth:
+        for operation in operations:
+            operation["security"] = [{"apiKey": []}]
+    status = {"200": {"description": "Up", "content": {"application/json": {"schema": {"type": "object"}}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "News Reader", "version": __version__,
+                 "description": "Extracts structured information from a news article and predicts, per company, "
+                                "whether the news moves its stock price."},
+        "paths": {
+            "/score": {"post": score},
+            "/feedback": {"post": feedback},
+            "/api/analyses": {"get": history},
+            "/api/analyses/{trace_id}": {"get": one},
+            "/metrics": {"get": metrics},
+            "/health": {"get": {"summary": "Liveness and readiness", "responses": status}},
+            "/version": {"get": {"summary": "Versions of the service, flow and model", "responses": status}},
+        },
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+    }
