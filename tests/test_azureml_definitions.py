@@ -19,7 +19,8 @@ from news_reader.settings import LLMSettings
 
 SERVING = Serving(endpoint="news-reader-dev", openai_endpoint="https://example.openai.azure.com/",
                   openai_deployment="gpt-4o-mini", commit="0123abc",
-                  appinsights_connection_string="InstrumentationKey=00000000-0000-0000-0000-000000000000")
+                  appinsights_connection_string="InstrumentationKey=00000000-0000-0000-0000-000000000000",
+                  database_url="postgresql+psycopg://news:pw@db.example/news")
 LOADERS = {"endpoint.yaml": (load_online_endpoint, ManagedOnlineEndpoint),
            "deployment.yaml": (load_online_deployment, ManagedOnlineDeployment),
            "model.yaml": (load_model, Model),
@@ -114,7 +115,8 @@ def test_a_deployment_carries_the_slot_model_environment_and_azure_openai_settin
         "NEWS_READER_LLM_AZURE_AD_AUTH": "true", "NEWS_READER_LLM_TIMEOUT_S": "60", "NEWS_READER_LLM_MAX_RETRIES": "1",
         "NEWS_READER_LLM_MAX_RETRY_WAIT_S": "20",
         "NEWS_READER_LLM_BASE_URL": "https://example.openai.azure.com/", "NEWS_READER_LLM_MODEL": "gpt-4o-mini",
-        "APPLICATIONINSIGHTS_CONNECTION_STRING": SERVING.appinsights_connection_string}
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": SERVING.appinsights_connection_string,
+        "NEWS_READER_DATABASE_URL": SERVING.database_url}
     assert deployment.tags["git_commit"] == "0123abc"
 
 
@@ -177,8 +179,9 @@ def test_the_answer_fields_are_the_flow_outputs(release):
                                      "errors"}
 
 
-def test_printed_definitions_hide_the_app_insights_connection_string(release):
+def test_printed_definitions_hide_the_app_insights_connection_string_and_the_database_url(release):
     printed = as_yaml(release.deployment("blue"))
     assert "InstrumentationKey" not in printed and "APPLICATIONINSIGHTS_CONNECTION_STRING: '***'" in printed
+    assert "pw@db.example" not in printed and "NEWS_READER_DATABASE_URL: '***'" in printed
     assert release.deployment("blue").environment_variables["APPLICATIONINSIGHTS_CONNECTION_STRING"].startswith(
         "InstrumentationKey")

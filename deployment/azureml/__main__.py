@@ -95,6 +95,9 @@ def endpoint(subscription_id, resource_group, workspace, endpoint, dry_run) -> N
               help="Azure OpenAI API version [default: the app's].")
 @click.option("--appinsights-connection-string", envvar="NEWS_READER_APPINSIGHTS_CONNECTION_STRING",
               show_envvar=True, help="Application Insights for the container's traces [default: none].")
+@click.option("--database-url", envvar="NEWS_READER_DATABASE_URL", show_envvar=True,
+              help="PostgreSQL for analyses and feedback, postgresql+psycopg://... (a secret) [default: none: each "
+                   "instance keeps its own SQLite file, lost at the next rollout].")
 @click.option("--instance-count", envvar="NEWS_READER_INSTANCE_COUNT", type=click.IntRange(min=1), show_envvar=True,
               help="Instances per deployment [default: deployment.yaml's].")
 @click.option("--traffic-steps", envvar="NEWS_READER_TRAFFIC_STEPS", default="10,50,100", show_default=True,
@@ -104,12 +107,12 @@ def endpoint(subscription_id, resource_group, workspace, endpoint, dry_run) -> N
 @click.option("--keep-previous", is_flag=True, help="Keep the old slot, with no traffic, instead of deleting it.")
 @click.option("--commit", envvar="GITHUB_SHA", show_envvar=True, help="Git commit, tagged on what is registered.")
 def rollout(subscription_id, resource_group, workspace, endpoint, dry_run, openai_endpoint, openai_deployment,
-            openai_api_version, appinsights_connection_string, instance_count, traffic_steps, step_wait,
-            keep_previous, commit) -> None:
+            openai_api_version, appinsights_connection_string, database_url, instance_count, traffic_steps,
+            step_wait, keep_previous, commit) -> None:
     """Deploy the flow to the idle slot (blue or green), smoke-test it, shift traffic, roll back on failure."""
     serving = Serving(endpoint=endpoint, openai_endpoint=openai_endpoint, openai_deployment=openai_deployment,
                       openai_api_version=openai_api_version, instance_count=instance_count, commit=commit,
-                      appinsights_connection_string=appinsights_connection_string)
+                      appinsights_connection_string=appinsights_connection_string, database_url=database_url)
     strategy = Strategy(traffic_steps=traffic_steps, step_wait_s=step_wait, keep_previous=keep_previous)
     with staged_flow(openai_deployment) as flow:
         release = _valid(lambda: build_release(serving, flow))

@@ -20,7 +20,7 @@ from deployment.flow_package import FLOW_FILE, stage_flow
 FLOW_DIR = REPO / "flows" / "news_reader"
 SLOTS = ("blue", "green")
 # Shown as *** in printed definitions: CD logs are readable by everyone with access to the repository.
-_MASKED_VARIABLES = {"APPLICATIONINSIGHTS_CONNECTION_STRING"}
+_MASKED_VARIABLES = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "NEWS_READER_DATABASE_URL"}
 # azure-ai-ml runs its checks while converting to the REST body, and the conversion may change the entity (the data
 # collector drops its sampling_rate): validation converts a copy. The location is the workspace's; any value checks.
 _ANY_LOCATION = "workspace-location"
@@ -50,13 +50,16 @@ class Serving:
     openai_deployment: str
     openai_api_version: str | None = None
     appinsights_connection_string: str | None = None
+    # PostgreSQL for the analyses and feedback, shared by instances and kept across rollouts.
+    database_url: str | None = None
     instance_count: int | None = None
     commit: str | None = None
 
     def environment_variables(self) -> dict[str, str]:
         """The container's settings on top of deployment.yaml's (see news_reader/settings.py)."""
         optional = {"NEWS_READER_LLM_API_VERSION": self.openai_api_version,
-                    "APPLICATIONINSIGHTS_CONNECTION_STRING": self.appinsights_connection_string}
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING": self.appinsights_connection_string,
+                    "NEWS_READER_DATABASE_URL": self.database_url}
         return {"NEWS_READER_LLM_BASE_URL": self.openai_endpoint, "NEWS_READER_LLM_MODEL": self.openai_deployment,
                 **{name: value for name, value in optional.items() if value}}
 
