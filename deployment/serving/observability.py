@@ -49,7 +49,7 @@ def start_telemetry(settings: TelemetrySettings | None = None) -> None:
     os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     # Likewise for Azure Monitor: Prompt flow's app would add its own metric and log exporters, each leaving an
     # offline-storage folder in the temporary directory; our span exporter has read the connection already.
-    for name in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "AML_APP_INSIGHTS_KEY"):
+    for name in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "AML_APP_INSIGHTS_KEY", "APPINSIGHTS_INSTRUMENTATIONKEY"):
         os.environ.pop(name, None)
     log_startup(destinations, trace_ui_link(settings) if "promptflow_trace_ui" in destinations else None)
 
