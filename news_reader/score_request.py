@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hmac
 import json
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from news_reader.article import prepare_article
 from news_reader.errors import ArticleTooLong, InvalidArticle
 
+M = TypeVar("M", bound=BaseModel)
 # HTTP status of each failure kind: the request's own, news_reader.errors' kinds, and any other flow failure.
 STATUS_OF_KIND = {
     "invalid_request": 400,
@@ -64,22 +66,28 @@ def check_api_key(authorization: str | None, api_key: str | None) -> None:
         raise RequestRejected("unauthorized", "missing or wrong API key: send 'Authorization: Bearer <key>'")
 
 
-def parse_score_request(body: bytes, mimetype: str | None, max_chars: int) -> ScoreRequest:
-    """The request, or RequestRejected saying what is wrong with it."""
+def parse_json_body(body: bytes, mimetype: str | None, model: type[M], what: str, example: str) -> M:
+    """A JSON object validated as `model`, or RequestRejected saying what is wrong with it; `what` and `example`
+    name the body in the messages."""
     if mimetype != "application/json":
         raise RequestRejected("unsupported_media_type",
-                              f"send the article as JSON (Content-Type: application/json), not {mimetype or 'no type'}")
+                              f"send {what} as JSON (Content-Type: application/json), not {mimetype or 'no type'}")
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as err:  # bad UTF-8 or JSON, integers over 4,300 digits, deep nesting
         raise RequestRejected("invalid_request", f"request body is not valid JSON: {err}") from err
     if not isinstance(data, dict):
-        raise RequestRejected("invalid_request", 'request body must be a JSON object like {"article": "..."}')
+        raise RequestRejected("invalid_request", f"request body must be a JSON object like {example}")
     try:
-        request = ScoreRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in err.errors())
         raise RequestRejected("invalid_field", problems) from err
+
+
+def parse_score_request(body: bytes, mimetype: str | None, max_chars: int) -> ScoreRequest:
+    """The request, or RequestRejected saying what is wrong with it."""
+    request = parse_json_body(body, mimetype, ScoreRequest, "the article", '{"article": "..."}')
     try:
         prepare_article(request.article, max_chars)
     except ArticleTooLong as err:

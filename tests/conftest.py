@@ -76,6 +76,13 @@ def business_llm() -> Iterator[FakeLLM]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLM]:
+    """business_llm for a whole test module, e.g. behind the module's server."""
+    with business_llm() as fake:
+        yield fake
+
+
 @contextmanager
 def running_server(env: dict[str, str | None], log: Path) -> Iterator[str]:
     """`python -m deployment.serving` on a free port, with `env` on top of this process's (None unsets a variable);

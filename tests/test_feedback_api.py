@@ -10,18 +10,12 @@ import pytest
 import requests
 
 from news_reader.store import Store
-from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, business_llm, running_server
+from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, running_server
 from tests.fake_llm import FakeLLM, answer, error, raw
 
 KEY = "feedback-key-3c1d"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 CALLS_PER_ARTICLE = 5  # general info, category, businesses, and one analysis per company (two)
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLM]:
-    with business_llm() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 from news_reader import local_model, local_server
 from news_reader.errors import LocalModelError
 from news_reader.settings import LocalModelSettings
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -74,14 +75,8 @@ def test_starting_on_a_busy_port_is_a_clear_error(settings):
 def test_a_server_that_dies_at_start_is_reported_with_its_log(settings):
     fake_install(settings)  # a file of zeros: llama.cpp refuses to load it
     with pytest.raises(LocalModelError, match="exited at start .* see .*server.log"):
-        local_server.start(settings.model_copy(update={"port": _free_port()}))
+        local_server.start(settings.model_copy(update={"port": free_port()}))
     assert local_server.status(settings).running is False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_health_is_asked_of_a_route_that_does_not_wait_for_a_busy_model(httpserver):

@@ -15,18 +15,12 @@ from openapi_spec_validator import validate
 from pytest_httpserver import HTTPServer
 
 from news_reader.schemas import ArticleInfo
-from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, business_llm, running_server
+from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, running_server
 from tests.fake_llm import FakeLLM, answer, error
 
 SERVING_KEY = "serving-key-7f3a9c"
 LLM_KEY = "llm-key-52e8d1"
 AUTH = {"Authorization": f"Bearer {SERVING_KEY}"}
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLM]:
-    with business_llm() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,8 @@ import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, business_llm, free_port, running_server
+from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, free_port, running_server
 from tests.fake_llm import FakeLLM, answer, error
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLM]:
-    with business_llm() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

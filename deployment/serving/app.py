@@ -49,7 +49,8 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     llm = llm or LLMSettings()
     staged = _stage(find_flow(Path(flow_dir)), llm)
     os.environ["PROMPTFLOW_PROJECT_PATH"] = str(staged)  # where Prompt flow's serving app looks for the flow
-    connections = [_connection(name, llm) for name in _connection_names(staged)]
+    dag = yaml.safe_load((staged / FLOW_FILE).read_text(encoding="utf-8"))
+    connections = [_connection(name, llm) for name in _connection_names(dag)]
     start_telemetry()  # first: Prompt flow's app joins our tracer provider
     app = create_promptflow_app(engine="flask", flow_file_path=staged / FLOW_FILE,
                                 connection_provider=lambda: connections)
@@ -112,7 +113,8 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     app.view_functions["staticweb_blueprint.notfound"] = _not_found
     store = Store(StoreSettings().url)
     store.migrate()
-    install_feedback(app, store, model=llm.model, variant=_served_variant(staged), estimate_cost=estimate_cost)
+    install_feedback(app, store, model=llm.model, variant=_served_variant(dag, staged.name),
+                     estimate_cost=estimate_cost)
     install_web(app, store, max_chars)
     return app
 
@@ -158,19 +160,17 @@ def _stage(flow_dir: Path, llm: LLMSettings) -> Path:
     return stage_flow(flow_dir, root / flow_dir.name, model=model)
 
 
-def _served_variant(flow_dir: Path) -> str:
+def _served_variant(dag: dict, flow_name: str) -> str:
     """The configuration served, named as experiments name it: `default`, `<step>=<variant>` for each prompt whose
-    default variant is not variant_0, or the flow's own name for another flow (e.g. the single-prompt baseline)."""
-    dag = yaml.safe_load((flow_dir / FLOW_FILE).read_text(encoding="utf-8"))
+    default variant is not variant_0, `single_prompt` for the baseline flow, or another flow's folder name."""
     if not dag.get("node_variants"):
-        return "single_prompt" if flow_dir.name == "news_reader_single" else flow_dir.name
+        return "single_prompt" if flow_name == "news_reader_single" else flow_name
     changed = [f"{node.removesuffix('_prompt')}={spec['default_variant_id']}"
                for node, spec in dag["node_variants"].items() if spec["default_variant_id"] != "variant_0"]
     return ",".join(changed) or "default"
 
 
-def _connection_names(flow_dir: Path) -> set[str]:
-    dag = yaml.safe_load((flow_dir / FLOW_FILE).read_text(encoding="utf-8"))
+def _connection_names(dag: dict) -> set[str]:
     return {node["inputs"]["connection"] for node in dag["nodes"] if "connection" in node.get("inputs", {})}
 
 

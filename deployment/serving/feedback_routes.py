@@ -10,10 +10,9 @@ import time
 from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, g, jsonify, request, request_finished
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from news_reader.score_request import RequestRejected, error_body
+from news_reader.score_request import RequestRejected, error_body, parse_json_body
 from news_reader.steps import current_trace_id
 from news_reader.store import DuplicateTraceId, InvalidFeedback, Store, UnknownTraceId
 from news_reader.store.feedback import FeedbackPost
@@ -45,7 +44,8 @@ def install_feedback(app: Flask, store: Store, model: str, variant: str = "defau
             raise RequestRejected(error.kind, str(error)) from error
 
     def feedback():
-        post = _feedback_post(request.get_data(cache=True), request.mimetype or None)
+        post = parse_json_body(request.get_data(cache=True), request.mimetype or None, FeedbackPost, "feedback",
+                               '{"trace_id": ..., "rating": "up"}')
         try:
             stored = store.record_feedback(post.trace_id, post)
         except (UnknownTraceId, InvalidFeedback) as error:  # kinds not_found (404) and invalid_field (422)
@@ -91,24 +91,6 @@ def install_feedback(app: Flask, store: Store, model: str, variant: str = "defau
     app.register_blueprint(api)
     app.view_functions["feedback"] = feedback
     request_finished.connect(record_analysis, app, weak=False)
-
-
-def _feedback_post(body: bytes, mimetype: str | None) -> FeedbackPost:
-    if mimetype != "application/json":
-        raise RequestRejected("unsupported_media_type",
-                              f"send feedback as JSON (Content-Type: application/json), not {mimetype or 'no type'}")
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as error:
-        raise RequestRejected("invalid_request", f"request body is not valid JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise RequestRejected("invalid_request", 'request body must be a JSON object like {"trace_id": ..., '
-                                                 '"rating": "up"}')
-    try:
-        return FeedbackPost.model_validate(data)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
-        raise RequestRejected("invalid_field", problems) from error
 
 
 def _int_arg(name: str, default: int, low: int, high: int | None = None) -> int:
