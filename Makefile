@@ -16,6 +16,10 @@ export PIP_CACHE_DIR := $(CURDIR)/$(STATE)/pip-cache
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PF_HOME_DIRECTORY := $(CURDIR)/$(STATE)/pf
 export XDG_DATA_HOME := $(CURDIR)/$(STATE)/xdg
+# Caches of other tools (matplotlib's font list, chromium's dconf) too; XDG_CONFIG_HOME stays, since pip reads
+# its index settings from there.
+export XDG_CACHE_HOME := $(CURDIR)/$(STATE)/cache
+export MPLCONFIGDIR := $(CURDIR)/$(STATE)/matplotlib
 export PYTHON_KEYRING_BACKEND := keyrings.alt.file.PlaintextKeyring
 export APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED := true
 # Temporary files too (importing promptflow alone leaves a folder in the temporary directory).

@@ -3,6 +3,7 @@ the fake LLM: upload, result, feedback, history, dashboard, and errors a user ca
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,11 +32,13 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(tmp_path_factory) -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    home = tmp_path_factory.mktemp("chromium")  # its crash-report and dconf folders, instead of the home folder's
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache")}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env=env)
         yield browser
         browser.close()
 
