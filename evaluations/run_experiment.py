@@ -23,6 +23,7 @@ from pathlib import Path
 import click
 import yaml
 from promptflow.client import PFClient
+from promptflow.entities import OpenAIConnection
 
 from news_reader.evaluation.records import (
     DatasetRef,
@@ -33,8 +34,10 @@ from news_reader.evaluation.records import (
     read_jsonl,
     sha256_file,
 )
+from news_reader.evaluation.reference import ReferenceRequestFailed, measure_reference_ms, relative_latency
 from news_reader.evaluation.scoring import JudgedReason, LineScore, empty_answer, line_result, run_metrics
 from news_reader.prompting import DEFAULT_VARIANT, PROMPTS_DIR, template_file
+from news_reader.settings import LLMSettings
 from news_reader.steps import STEP_OUTPUTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,11 +203,16 @@ def main(data_name, config_choice, flow_run, eval_run, judge, connection, model,
     for config in configs:
         flow, variant, steps = flow_and_variant(config)
         name = f"{data.stem}_{config.replace('=', '_')}_{stamp}"
+        references: list[int] = []
         if flow_run is None:
+            reference = None if azure else _reference_settings(pf, connection, flow_model)
+            before = _measure_reference(reference)
             flow_run_name = _run(
                 pf, flow=flow, data=data, column_mapping={"article": "${data.article}"}, variant=variant, name=name,
                 connections={node: {"connection": connection, "model": flow_model} for node in _llm_nodes(flow)},
             )
+            after = _measure_reference(reference)
+            references = [before, after] if before is not None and after is not None else []
         else:
             check_reuse(pf, flow_run, eval_run, flow, variant, dataset, judge)
             flow_run_name = flow_run
@@ -215,12 +223,14 @@ def main(data_name, config_choice, flow_run, eval_run, judge, connection, model,
                 connections={"judge": {"connection": connection, "model": judge_model}}, name=f"{name}_eval",
             )
         metrics, lines = score_run(pf, eval_run_name, labels)
+        metrics.update(relative_latency(metrics, references))
         record = ExperimentRecord(
             name=name, created=datetime.now(UTC).isoformat(timespec="seconds"), config=config,
             flow=str(flow.relative_to(REPO)), variant=variant, flow_run=flow_run_name, eval_run=eval_run_name or "",
             model=flow_model, endpoint=_endpoint(pf, connection),
             prompt_sha256=prompt_hashes(pf, flow_run_name, eval_run_name if judge else None, steps),
-            dataset=dataset, judge_model=judge_model if judge else None, metrics=metrics, lines=lines,
+            dataset=dataset, judge_model=judge_model if judge else None, reference_ms=references, metrics=metrics,
+            lines=lines,
         )
         path = record.save(out)
         click.echo(f"{config}: {metrics['lines_failed']:.0f} of {dataset.lines} lines failed; record {path}")
@@ -229,6 +239,27 @@ def main(data_name, config_choice, flow_run, eval_run, judge, connection, model,
     if failed_configs:
         click.echo(f"every line failed for: {', '.join(failed_configs)}", err=True)
         sys.exit(1)
+
+
+def _reference_settings(pf: PFClient, connection: str, model: str) -> LLMSettings | None:
+    """Where the reference request goes: the flow's own server, through its OpenAI-compatible connection. None for
+    other connections, whose latency is the deployment's to bound (evaluations/thresholds.yaml)."""
+    found = pf.connections.get(connection, with_secrets=True)
+    if not isinstance(found, OpenAIConnection):
+        return None
+    return LLMSettings(base_url=found.base_url or "https://api.openai.com/v1", api_key=found.api_key or None,
+                       model=model)
+
+
+def _measure_reference(settings: LLMSettings | None) -> int | None:
+    """The reference request's time on the flow's server; a failure is reported and leaves the record without one."""
+    if settings is None:
+        return None
+    try:
+        return measure_reference_ms(settings)
+    except ReferenceRequestFailed as error:
+        click.echo(f"warning: no reference time, so no relative latency: {error}", err=True)
+        return None
 
 
 def _in_workspace(pf: PFClient) -> bool:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TypeVar
 
@@ -55,7 +56,7 @@ class LLMClient:
     def __init__(self, settings: LLMSettings):
         self.settings = settings
         self.structured_output = settings.resolved_structured_output()
-        self._openai = _openai_client(settings)
+        self._openai = openai_client(settings)
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
         self._backoff = wait_random_exponential(multiplier=0.5, max=settings.max_retry_wait_s)
         self._record_content = TelemetrySettings().log_content
@@ -64,7 +65,7 @@ class LLMClient:
         self, step: str, prompt: str, output_type: type[T], max_tokens: int, context: dict | None = None
     ) -> tuple[T, StepUsage]:
         """The validated answer and what it cost. Errors carry the cost too, as `error.usage`."""
-        usage = StepUsage(step=step)
+        usage = StepUsage(step=step, started_at=datetime.now(UTC))
         started = time.perf_counter()
         attributes = {"news_reader.step": step, "gen_ai.request.model": self.settings.model}
         if business := otel_context.get_value(_BUSINESS):
@@ -280,7 +281,8 @@ def _response_attributes(response: ChatCompletion) -> dict:
     return {name: value for name, value in attributes.items() if value is not None}  # some servers leave ids out
 
 
-def _openai_client(settings: LLMSettings) -> openai.OpenAI:
+def openai_client(settings: LLMSettings) -> openai.OpenAI:
+    """The SDK's client for these settings: no SDK retries (ours are in LLMClient), the configured timeout."""
     common = {"timeout": openai.Timeout(settings.timeout_s, connect=10.0), "max_retries": 0}
     key = settings.api_key.get_secret_value() if settings.api_key else None
     if settings.provider == "azure":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -103,7 +104,12 @@ class StepUsage(BaseModel):
     completion_tokens: int = 0
     # None when the server does not report cached tokens (llama.cpp does not).
     cached_tokens: int | None = None
+    # From sending the step's first call to its last answer, waits for a free server slot included: calls sent at
+    # once to a server that answers one at a time each count the others' time.
     latency_ms: int = 0
+    # When the first call was sent (UTC). With `latency_ms` it places the step on the article's timeline, from
+    # which the evaluation takes the article's wall time.
+    started_at: datetime | None = None
 
 
 class StepError(BaseModel):

@@ -33,6 +33,11 @@ def raw(text: str) -> Reply:
     return Reply(content=text)
 
 
+def reference_answer(tokens: int = 48) -> Reply:
+    """An answer to the reference request (news_reader.evaluation.reference), cut off at its length."""
+    return Reply(content="1, 2, 3", finish_reason="length", usage={"prompt_tokens": 450, "completion_tokens": tokens})
+
+
 def html_page(text: str = "<html><body>Gateway says hello</body></html>") -> Reply:
     """What a misconfigured proxy answers: HTTP 200, not JSON."""
     return Reply(body=text)
@@ -98,7 +103,10 @@ class FakeLLM:
 
 
 def request_key(body: dict) -> str:
+    """The schema's title (with the business for per-business analysis); `text` for a request without a schema."""
     response_format = body.get("response_format") or {}
+    if not response_format:
+        return "text"
     title = (response_format.get("schema") or {}).get("title") or response_format.get("json_schema", {}).get("name")
     match = _BUSINESS.search(body["messages"][1]["content"])
     return f"{title}:{match['name']}" if match and title == "BusinessSpecificInfo" else str(title)

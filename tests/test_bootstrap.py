@@ -9,7 +9,7 @@ from news_reader.evaluation.records import LineResult
 def line(n: int, correct: bool = True, tp: int = 1, fp: int = 0, fn: int = 0, tokens: int = 1000) -> LineResult:
     return LineResult(line=n, business_correct=correct, companies_tp=tp, companies_fp=fp, companies_fn=fn,
                       directions_correct=tp, directions_total=tp, summary_rouge_l=0.5, prompt_tokens=tokens,
-                      completion_tokens=100, latency_ms=1000)
+                      completion_tokens=100, wall_ms=1000, step_latency_sum_ms=1000)
 
 
 def test_identical_runs_differ_by_exactly_nothing():

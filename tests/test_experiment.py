@@ -13,7 +13,7 @@ from evaluations.run_experiment import EVAL_FLOW, STEP_FLOW, configurations, mai
 from news_reader.evaluation.records import ExperimentRecord, sha256_file
 from news_reader.prompting import PROMPTS_DIR
 from tests.conftest import ACME_ANSWER, ARTICLE, SPORT_ARTICLE
-from tests.fake_llm import FakeLLM, answer
+from tests.fake_llm import FakeLLM, answer, error, reference_answer
 
 LABELS = [
     {"id": "t/1", "article": ARTICLE, "title_reference": "Acme profits soar as Globex deal collapses",
@@ -92,19 +92,53 @@ def test_an_experiment_records_runs_hashes_and_metrics(pf_connection, business_s
     assert record.lines[0].companies_tp == 2 and record.lines[0].directions_correct == 1
 
 
+def test_the_flow_run_is_timed_against_reference_requests_before_and_after_it(pf_connection, business_script,
+                                                                           dataset, tmp_path):
+    business_script.script("text", reference_answer())
+    assert run("--data", str(dataset), "--no-judge", "--out", str(tmp_path)).exit_code == 0
+    record = ExperimentRecord.load(next(tmp_path.glob("*.json")))
+    keys = business_script.keys_seen()
+    assert keys[0] == keys[-1] == "text" and keys.count("text") == 2  # before the first step, after the last
+    assert len(record.reference_ms) == 2 and all(ms >= 0 for ms in record.reference_ms)
+    m = record.metrics
+    reference = sum(record.reference_ms) / 2
+    assert m["reference_ms"] == reference
+    if reference:  # the fake answers at once: a reference of 0 ms gives no ratio
+        assert m["wall_p95_per_reference"] == pytest.approx(m["wall_ms_p95"] / reference)
+    assert m["wall_ms_p95"] is not None and m["wall_ms_p95"] <= m["step_latency_sum_ms_p95"]
+
+
+def test_without_a_reference_time_the_record_says_so_and_has_no_relative_latency(pf_connection, business_script,
+                                                                                dataset, tmp_path):
+    business_script.script("text", error(500))
+    result = run("--data", str(dataset), "--no-judge", "--out", str(tmp_path))
+    assert result.exit_code == 0
+    assert "warning: no reference time, so no relative latency: the reference request failed" in result.stderr
+    record = ExperimentRecord.load(next(tmp_path.glob("*.json")))
+    assert record.reference_ms == [] and record.metrics["wall_p95_per_reference"] is None
+    assert record.metrics["wall_ms_p95"] is not None
+
+
 def test_an_existing_evaluation_run_is_recorded_without_running_anything(pf_connection, business_script, dataset,
                                                                          tmp_path):
     judge_answers(business_script)
+    business_script.script("text", reference_answer())
     assert run("--data", str(dataset), "--out", str(tmp_path / "first")).exit_code == 0
     first = ExperimentRecord.load(next((tmp_path / "first").glob("*.json")))
+    assert len(first.reference_ms) == 2
     calls = len(business_script.seen)
     result = run("--data", str(dataset), "--flow-run", first.flow_run, "--eval-run", first.eval_run,
                  "--out", str(tmp_path / "again"))
     assert result.exit_code == 0, result.output
     again = ExperimentRecord.load(next((tmp_path / "again").glob("*.json")))
-    assert len(business_script.seen) == calls
+    assert len(business_script.seen) == calls  # not even a reference request: the flow ran at another time
+    assert again.reference_ms == []
     assert (again.flow_run, again.eval_run) == (first.flow_run, first.eval_run)
-    assert again.metrics == first.metrics and again.lines == first.lines
+    timed_now = {"reference_ms", "wall_mean_per_reference", "wall_p95_per_reference"}
+    assert {k: v for k, v in again.metrics.items() if k not in timed_now} == {
+        k: v for k, v in first.metrics.items() if k not in timed_now}
+    assert again.lines == first.lines
+    assert all(again.metrics[k] is None for k in timed_now)
 
 
 def test_a_run_whose_every_line_fails_is_recorded_and_fails_the_command(pf_connection, business_script, tmp_path):

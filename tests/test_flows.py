@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from news_reader.evaluation.scoring import article_wall_ms
 from news_reader.pipeline import analyze
-from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER, REPO, SPORT_ARTICLE
+from tests.conftest import ACME_ANSWER, ARTICLE, GENERAL_INFO_ANSWER, GLOBEX_ANSWER, REPO, SPORT_ARTICLE
 from tests.fake_llm import FakeLLM, answer, error, raw, slow
 
 FLOW = REPO / "flows" / "news_reader"
@@ -37,7 +39,7 @@ def run_flow(pf, flow: Path = FLOW, article: str = ARTICLE, env: dict | None = N
 def without_volatile(result: dict) -> dict:
     """Drop what differs between two runs of the same answers: ids and timings."""
     stable = {k: v for k, v in result.items() if k != "trace_id"}
-    stable["usage"] = [{k: v for k, v in u.items() if k != "latency_ms"} for u in result["usage"]]
+    stable["usage"] = [{k: v for k, v in u.items() if k not in ("latency_ms", "started_at")} for u in result["usage"]]
     return stable
 
 
@@ -46,6 +48,17 @@ def test_the_flow_gives_the_same_result_as_the_plain_python_pipeline(pf, busines
     assert set(result) == RESULT_KEYS
     expected = analyze(ARTICLE, fake_settings).model_dump(mode="json")
     assert without_volatile(result) == without_volatile(expected)
+
+
+def test_every_step_of_the_flow_says_when_it_started_so_the_article_has_a_wall_time(pf, business_script):
+    # General info runs beside the business steps, and the two businesses are analysed at once: 0.3 s each.
+    business_script.script("GeneralInfo", slow(answer(GENERAL_INFO_ANSWER), 0.3))
+    business_script.script("BusinessSpecificInfo:Acme Corp", slow(answer(ACME_ANSWER), 0.3))
+    business_script.script("BusinessSpecificInfo:Globex", slow(answer(GLOBEX_ANSWER), 0.3))
+    usage = run_flow(pf)["usage"]
+    assert len(usage) == 5 and all(datetime.fromisoformat(u["started_at"]).tzinfo is not None for u in usage)
+    wall = article_wall_ms(usage)
+    assert 300 <= wall <= sum(u["latency_ms"] for u in usage) - 300  # the slow calls overlap: the sum counts each
 
 
 def test_a_non_business_article_bypasses_the_business_nodes(pf, fake_llm):

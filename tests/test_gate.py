@@ -9,14 +9,14 @@ from click.testing import CliRunner
 
 from news_reader.cli import main
 from news_reader.evaluation.gate import GateError, Thresholds, check
-from news_reader.evaluation.records import DatasetRef, ExperimentRecord
+from news_reader.evaluation.records import METRICS, DatasetRef, ExperimentRecord
 
 THRESHOLDS = """\
 version: 1
 sets:
   smoke:
     min: {schema_valid_rate: 1.0, company_f1: 0.5, grounding_rate: 0.9}
-    max: {prompt_tokens_per_article: 4000, latency_ms_p95: 90000}
+    max: {prompt_tokens_per_article: 4000, wall_p95_per_reference: 6.0}
   full:
     min: {company_f1: 0.7}
 """
@@ -31,7 +31,8 @@ def make_record(config: str = "default", dataset: str = "data/eval/smoke.jsonl",
         "company_recall": 0.645, "company_f1": 0.678, "direction_accuracy": 0.75, "grounding_rate": 0.952,
         "judge_pass_rate": 0.8, "judge_agreement": 0.85, "judge_kappa": None, "step_errors_per_article": 0.05,
         "prompt_tokens_per_article": 3124.6, "completion_tokens_per_article": 412.3, "cached_tokens_per_article": 0.0,
-        "latency_ms_mean": 41210.0, "latency_ms_p95": 78344.0, "lines_evaluated": 20.0, "lines_failed": 0.0,
+        "wall_ms_mean": 41210.0, "wall_ms_p95": 78344.0, "reference_ms": 14000.0,
+        "wall_mean_per_reference": 2.94, "wall_p95_per_reference": 5.6, "lines_evaluated": 20.0, "lines_failed": 0.0,
     }
     slug = config.replace("=", "-")
     return ExperimentRecord(
@@ -81,7 +82,7 @@ def test_metric_above_its_maximum_fails(thresholds):
 
 
 def test_value_equal_to_the_threshold_passes(thresholds):
-    assert check(make_record(company_f1=0.5, latency_ms_p95=90000.0), thresholds).passed
+    assert check(make_record(company_f1=0.5, wall_p95_per_reference=6.0), thresholds).passed
 
 
 @pytest.mark.parametrize("missing", ["none", "absent"])
@@ -105,7 +106,7 @@ def test_report_names_the_run_and_aligns_one_row_per_rule(thresholds):
     assert len({row.index(">=" if ">=" in row else "<=") for row in rows}) == 1  # the rule column is aligned
     company = next(row for row in rows if row.startswith("company_f1"))
     assert company.split() == ["company_f1", "company", "F1", "0.410", ">=", "0.500", "FAIL"]
-    assert ">= 1.000" in report and "<= 4,000" in report and "<= 90,000" in report
+    assert ">= 1.000" in report and "<= 4,000" in report and "<= 6.00" in report
 
 
 def test_set_defaults_to_the_dataset_name(thresholds):
@@ -165,7 +166,7 @@ def test_cli_exits_0_when_the_gate_passes_and_writes_the_report(gate, tmp_path):
 
 
 def test_cli_exits_1_when_a_check_fails(gate):
-    result = gate(make_record(latency_ms_p95=120500.0))
+    result = gate(make_record(wall_p95_per_reference=6.31))
     assert result.exit_code == 1
     assert "gate: FAILED (1 of 5 checks)" in result.stdout
 
@@ -200,6 +201,21 @@ def test_the_committed_thresholds_file_is_valid_and_covers_smoke_and_full():
 
     thresholds = Thresholds.load(REPO / "evaluations" / "thresholds.yaml")
     assert {"smoke", "full"} <= set(thresholds.sets)
+
+
+def test_the_smoke_gate_bounds_time_only_in_reference_requests_timed_on_the_same_machine():
+    from tests.conftest import REPO
+
+    smoke = Thresholds.load(REPO / "evaluations" / "thresholds.yaml").sets["smoke"]
+    assert [name for name in {**smoke.min, **smoke.max} if METRICS[name].unit == "ms"] == []
+    assert {"wall_mean_per_reference", "wall_p95_per_reference"} <= set(smoke.max)
+
+
+def test_the_report_names_the_reference_times(thresholds):
+    record = make_record()
+    assert "reference request: not measured" in check(record, thresholds).report()
+    record.reference_ms = [13_204, 14_020]
+    assert "reference request: 13.2 s, 14.0 s (before and after the flow run)" in check(record, thresholds).report()
 
 
 def test_a_set_without_rules_is_an_error_not_a_pass(tmp_path):

@@ -19,9 +19,9 @@ def records():
     return [
         make_record("default"),
         make_record("general_info=variant_1", company_f1=0.702, summary_rouge_l=0.355, prompt_tokens_per_article=3390.1,
-                    latency_ms_mean=44020.0),
+                    wall_ms_mean=44020.0),
         make_record("single_prompt", company_f1=0.588, direction_accuracy=None, prompt_tokens_per_article=1480.2,
-                    completion_tokens_per_article=530.7, latency_ms_mean=18230.0),
+                    completion_tokens_per_article=530.7, wall_ms_mean=18230.0),
     ]
 
 
@@ -56,12 +56,12 @@ def test_best_value_is_bold_where_higher_is_better(records):
 def test_best_value_is_bold_where_lower_is_better(records):
     table = markdown(records)
     assert row(table, "prompt tokens / article") == ["3,125", "3,390", "**1,480**"]
-    assert row(table, "LLM latency / article, mean") == ["41,210", "44,020", "**18,230**"]
+    assert row(table, "LLM wall time / article, mean") == ["41,210", "44,020", "**18,230**"]
 
 
 def test_unmeasured_value_is_na_and_never_best(records):
-    records[1].metrics["latency_ms_mean"] = None
-    assert row(markdown(records), "LLM latency / article, mean") == ["41,210", "n/a", "**18,230**"]
+    records[1].metrics["wall_ms_mean"] = None
+    assert row(markdown(records), "LLM wall time / article, mean") == ["41,210", "n/a", "**18,230**"]
 
 
 def test_ties_for_best_are_all_bold(records):
@@ -113,7 +113,7 @@ def test_compare_writes_markdown_and_a_png_chart(records, tmp_path):
 
 
 def test_chart_copes_with_unmeasured_quality_tokens_and_latency(tmp_path):
-    records = [make_record("default", company_f1=None), make_record("single_prompt", latency_ms_mean=None),
+    records = [make_record("default", company_f1=None), make_record("single_prompt", wall_ms_mean=None),
                make_record("general_info=variant_1", grounding_rate=None, business_accuracy=None)]
     _, png = compare(records, tmp_path / "compare")
     assert png.read_bytes().startswith(PNG_SIGNATURE)

@@ -21,10 +21,11 @@ EXPECTED = {
 
 
 def prediction(**changes) -> dict:
+    # The two steps are sent at once; the server answers business_category after 1 s, general_info after 4 s.
     usage = [{"step": "general_info", "calls": 1, "prompt_tokens": 700, "completion_tokens": 50,
-              "cached_tokens": None, "latency_ms": 4000},
+              "cached_tokens": None, "latency_ms": 4000, "started_at": "2026-12-02T10:00:00.000Z"},
              {"step": "business_category", "calls": 1, "prompt_tokens": 650, "completion_tokens": 7,
-              "cached_tokens": None, "latency_ms": 1000}]
+              "cached_tokens": None, "latency_ms": 1000, "started_at": "2026-12-02T10:00:00.000Z"}]
     return {"title": "Acme profits soar as Globex deal collapses", "summary": "Acme's profits rose 40%.",
             "is_about_business": True, "business_info": [ACME_ANSWER, GLOBEX_ANSWER], "trace_id": "t",
             "usage": usage, "errors": [], **changes}
@@ -82,8 +83,29 @@ def test_a_line_is_scored_against_its_labels():
     assert (match.business, match.label, match.predicted, match.expected) == ("Acme Corp", "Acme", "increase",
                                                                               "increase")
     assert (score.quotes_total, score.quotes_grounded) == (2, 2)
-    assert (score.prompt_tokens, score.completion_tokens, score.cached_tokens, score.latency_ms) == (1350, 57, None,
-                                                                                                    5000)
+    assert (score.prompt_tokens, score.completion_tokens, score.cached_tokens) == (1350, 57, None)
+    assert (score.wall_ms, score.step_latency_sum_ms) == (4000, 5000)
+
+
+def test_wall_time_runs_from_the_first_call_to_the_last_answer_not_the_sum_of_queued_calls():
+    # Four business analyses sent at once to a server that answers one at a time: each latency includes its wait
+    # behind the others (smoke line 3), after general info and business category took 30 s together.
+    shared = [{"step": step, "latency_ms": 30_000, "started_at": "2026-12-02T10:00:00Z"}
+              for step in ("general_info", "business_category")]
+    fan_out = [{"step": "business_analysis", "latency_ms": ms, "started_at": "2026-12-02T10:00:35Z"}
+               for ms in (16_700, 30_600, 45_700, 65_100)]
+    score = score_line(prediction(usage=shared + fan_out), EXPECTED, ARTICLE)
+    assert score.wall_ms == 35_000 + 65_100
+    assert score.step_latency_sum_ms == 60_000 + 158_100
+
+
+def test_outputs_that_do_not_say_when_steps_started_have_no_wall_time():
+    usage = [{"step": "general_info", "latency_ms": 4000}, {"step": "business_category", "latency_ms": 1000}]
+    scores = [score_line(prediction(usage=usage), EXPECTED, ARTICLE), score_line(prediction(), EXPECTED, ARTICLE)]
+    assert scores[0].wall_ms is None and scores[0].step_latency_sum_ms == 5000
+    m = aggregate(scores, [])
+    assert m["wall_ms_mean"] is None and m["wall_ms_p95"] is None  # not a mean of the lines that have one
+    assert m["step_latency_sum_ms_mean"] == 5000
 
 
 def test_an_invalid_output_and_an_invented_quote_are_counted():
@@ -107,12 +129,13 @@ def test_aggregation_micro_averages_companies_and_counts_what_can_be_counted():
     assert m["judge_pass_rate"] == 1.0 and m["judge_agreement"] == 1.0  # the failed judge call is left out
     assert m["judge_kappa"] is None  # one verdict: chance agreement is total
     assert m["prompt_tokens_per_article"] == 1350 and m["cached_tokens_per_article"] is None
-    assert m["latency_ms_mean"] == 5000 and m["latency_ms_p95"] == 5000 and m["lines_evaluated"] == 2
+    assert m["wall_ms_mean"] == 4000 and m["wall_ms_p95"] == 4000 and m["lines_evaluated"] == 2
+    assert m["step_latency_sum_ms_mean"] == 5000 and m["step_latency_sum_ms_p95"] == 5000
 
 
 def test_rates_with_nothing_to_count_are_none_not_zero():
     m = aggregate([], [])
-    assert m["company_f1"] is None and m["direction_accuracy"] is None and m["latency_ms_p95"] is None
+    assert m["company_f1"] is None and m["direction_accuracy"] is None and m["wall_ms_p95"] is None
 
 
 def test_cohen_kappa():

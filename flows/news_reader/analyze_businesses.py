@@ -20,6 +20,6 @@ def analyze(
     result = analyze_businesses(client, article, businesses, PipelineSettings().max_businesses)
     return {
         "business_info": [info.model_dump() for info in result.infos],
-        "usage": [usage.model_dump() for usage in result.usage],
+        "usage": [usage.model_dump(mode="json") for usage in result.usage],
         "errors": [error.model_dump() for error in result.errors],
     }

@@ -16,4 +16,4 @@ def extract(
     from llm_connection import client_for
 
     value, usage = run_step(client_for(connection, model), step, prompt, article)
-    return {**value.model_dump(), "usage": usage.model_dump()}
+    return {**value.model_dump(), "usage": usage.model_dump(mode="json")}

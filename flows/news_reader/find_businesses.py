@@ -16,6 +16,6 @@ def find(connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str,
     found = find_businesses(client_for(connection, model), prompt, article)
     return {
         "businesses": found.businesses,
-        "usage": found.usage.model_dump() if found.usage else None,
+        "usage": found.usage.model_dump(mode="json") if found.usage else None,
         "error": found.error.model_dump() if found.error else None,
     }

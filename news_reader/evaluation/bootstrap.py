@@ -27,7 +27,8 @@ RESAMPLED: dict[str, Callable[[_Sums, _Sums], np.ndarray]] = {
     "summary_rouge_l": lambda s, m: m["summary_rouge_l"],
     "prompt_tokens_per_article": lambda s, m: m["prompt_tokens"],
     "completion_tokens_per_article": lambda s, m: m["completion_tokens"],
-    "latency_ms_mean": lambda s, m: m["latency_ms"],
+    "wall_ms_mean": lambda s, m: m["wall_ms"],
+    "step_latency_sum_ms_mean": lambda s, m: m["step_latency_sum_ms"],
 }
 
 

@@ -98,6 +98,7 @@ class GateResult:
             f"eval run: {record.eval_run}",
             f"dataset:  {dataset.path} (sha256 {dataset.sha256[:12]}, {dataset.lines} lines)",
             f"model:    {record.model}",
+            f"reference request: {_reference(record.reference_ms)}",
             "",
         ]
         rows = [("metric", "label", "measured", "rule", "status")]
@@ -108,6 +109,12 @@ class GateResult:
         failed = sum(not check.passed for check in self.checks)
         lines += ["", "gate: PASSED" if not failed else f"gate: FAILED ({failed} of {len(self.checks)} checks)"]
         return "\n".join(lines)
+
+
+def _reference(times_ms: list[int]) -> str:
+    if not times_ms:
+        return "not measured"
+    return ", ".join(f"{ms / 1000:.1f} s" for ms in times_ms) + " (before and after the flow run)"
 
 
 def dataset_name(record: ExperimentRecord) -> str:

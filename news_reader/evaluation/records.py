@@ -17,17 +17,21 @@ class Metric:
 
     label: str
     higher_is_better: bool
-    unit: Literal["rate", "count", "tokens", "ms"]
+    unit: Literal["rate", "count", "tokens", "ms", "ratio"]
 
     def format(self, value: float | None) -> str:
         if value is None:
             return "n/a"
         if self.unit == "rate":
             return f"{value:.3f}"
+        if self.unit == "ratio":
+            return f"{value:.2f}"
         return f"{value:,.0f}"
 
 
-# Every metric an evaluation run logs, in report order. Rates are 0..1.
+# Every metric an evaluation run logs, in report order. Rates are 0..1. An article's wall time runs from its first
+# LLM call to its last answer; the sum of its steps' latencies counts, for calls sent at once to a server that
+# answers one at a time, each call's wait behind the others (it was called "LLM latency" until 2026-12).
 METRICS: dict[str, Metric] = {
     "schema_valid_rate": Metric("schema-valid lines", True, "rate"),
     "title_match_rate": Metric("title exact match (normalised)", True, "rate"),
@@ -48,8 +52,13 @@ METRICS: dict[str, Metric] = {
     "prompt_tokens_per_article": Metric("prompt tokens / article", False, "tokens"),
     "completion_tokens_per_article": Metric("completion tokens / article", False, "tokens"),
     "cached_tokens_per_article": Metric("cached tokens / article", True, "tokens"),
-    "latency_ms_mean": Metric("LLM latency / article, mean", False, "ms"),
-    "latency_ms_p95": Metric("LLM latency / article, p95", False, "ms"),
+    "wall_ms_mean": Metric("LLM wall time / article, mean", False, "ms"),
+    "wall_ms_p95": Metric("LLM wall time / article, p95", False, "ms"),
+    "reference_ms": Metric("reference request on the same server", False, "ms"),
+    "wall_mean_per_reference": Metric("LLM wall time / article, mean, in reference requests", False, "ratio"),
+    "wall_p95_per_reference": Metric("LLM wall time / article, p95, in reference requests", False, "ratio"),
+    "step_latency_sum_ms_mean": Metric("sum of step latencies / article, mean", False, "ms"),
+    "step_latency_sum_ms_p95": Metric("sum of step latencies / article, p95", False, "ms"),
     "lines_evaluated": Metric("lines scored", True, "count"),
     "lines_failed": Metric("lines failed (flow or evaluation)", False, "count"),
 }
@@ -75,7 +84,8 @@ class LineResult(BaseModel):
     summary_rouge_l: float
     prompt_tokens: int | None
     completion_tokens: int | None
-    latency_ms: int | None
+    wall_ms: int | None = Field(None, description="The article's LLM wall time; None in records made before it was.")
+    step_latency_sum_ms: int | None
 
 
 class ExperimentRecord(BaseModel):
@@ -93,6 +103,9 @@ class ExperimentRecord(BaseModel):
     prompt_sha256: dict[str, str] = Field(description="sha256 of every prompt template the configuration used.")
     dataset: DatasetRef
     judge_model: str | None
+    reference_ms: list[int] = Field(default_factory=list, description=(
+        "Times of the reference request on the flow run's server, before and after the run; empty where the run's "
+        "server was not at hand (workspace runs, reused flow runs)."))
     metrics: dict[str, float | None]
     lines: list[LineResult] = Field(default_factory=list)
 

@@ -101,7 +101,7 @@ def _chart(records: Sequence[ExperimentRecord]) -> Figure:
 
 
 def _scatter(fig: Figure, ax, records: Sequence[ExperimentRecord]) -> None:
-    """x = tokens per article, y = company F1, colour = mean latency; runs missing x or y are listed, not drawn."""
+    """x = tokens per article, y = company F1, colour = mean wall time; runs missing x or y are listed, not drawn."""
     points, missing = [], []
     for name, r in zip(_names(records), records, strict=True):
         prompt, completion = r.metrics.get("prompt_tokens_per_article"), r.metrics.get("completion_tokens_per_article")
@@ -109,16 +109,16 @@ def _scatter(fig: Figure, ax, records: Sequence[ExperimentRecord]) -> None:
         if prompt is None or completion is None or f1 is None:
             missing.append(name)
         else:
-            points.append((name, prompt + completion, f1, r.metrics.get("latency_ms_mean")))
+            points.append((name, prompt + completion, f1, r.metrics.get("wall_ms_mean")))
     timed = [p for p in points if p[3] is not None]
     if timed:
         dots = ax.scatter([p[1] for p in timed], [p[2] for p in timed], c=[p[3] for p in timed], s=120,
                           cmap="viridis")
-        fig.colorbar(dots, ax=ax, label="LLM latency / article, mean (ms)")
+        fig.colorbar(dots, ax=ax, label=f"{METRICS['wall_ms_mean'].label} (ms)")
     untimed = [p for p in points if p[3] is None]
     if untimed:
         ax.scatter([p[1] for p in untimed], [p[2] for p in untimed], s=120, c="lightgrey", edgecolors="black",
-                   label="latency not measured")
+                   label="wall time not measured")
         ax.legend(loc="best", fontsize=8)
     for name, x, y, _ in points:
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)

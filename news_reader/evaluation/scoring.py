@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from news_reader.evaluation.matching import match_companies
 from news_reader.evaluation.records import LineResult
-from news_reader.schemas import ArticleInfo
+from news_reader.schemas import ArticleInfo, StepUsage
 
 
 class CompanyMatch(BaseModel):
@@ -42,7 +42,8 @@ class LineScore(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int | None
-    latency_ms: int
+    wall_ms: int | None
+    step_latency_sum_ms: int
 
 
 class JudgedReason(BaseModel):
@@ -114,12 +115,28 @@ def score_line(prediction: dict, expected: dict, article: str) -> LineScore:
         prompt_tokens=sum(int(u.get("prompt_tokens") or 0) for u in usage),
         completion_tokens=sum(int(u.get("completion_tokens") or 0) for u in usage),
         cached_tokens=sum(cached) if cached else None,
-        latency_ms=sum(int(u.get("latency_ms") or 0) for u in usage),
+        wall_ms=article_wall_ms(usage),
+        step_latency_sum_ms=sum(int(u.get("latency_ms") or 0) for u in usage),
     )
 
 
+def article_wall_ms(usage: list[dict]) -> int | None:
+    """The article's LLM wall time: from its first call sent to its last answer received (0 without calls). None
+    when a step does not say when it started, as in outputs from before `started_at` was recorded."""
+    try:
+        steps = [StepUsage.model_validate(u) for u in usage]
+    except ValidationError:
+        return None
+    if not steps:
+        return 0
+    if any(s.started_at is None for s in steps):
+        return None
+    first = min(s.started_at for s in steps)
+    return max(round((s.started_at - first).total_seconds() * 1000) + s.latency_ms for s in steps)
+
+
 _COST = ("prompt_tokens_per_article", "completion_tokens_per_article", "cached_tokens_per_article",
-         "latency_ms_mean", "latency_ms_p95")
+         "wall_ms_mean", "wall_ms_p95", "step_latency_sum_ms_mean", "step_latency_sum_ms_p95")
 
 
 def run_metrics(scored: list[LineScore], unscored: list[LineScore], judged: list[JudgedReason]) -> dict:
@@ -152,7 +169,8 @@ def line_result(line: int, score: LineScore, scored: bool = True) -> LineResult:
         summary_rouge_l=score.summary_rouge_l,
         prompt_tokens=score.prompt_tokens if scored else None,
         completion_tokens=score.completion_tokens if scored else None,
-        latency_ms=score.latency_ms if scored else None,
+        wall_ms=score.wall_ms if scored else None,
+        step_latency_sum_ms=score.step_latency_sum_ms if scored else None,
     )
 
 
@@ -164,7 +182,8 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
     true = [s.business_expected for s in lines]
     both = sum(p and t for p, t in zip(pred, true, strict=True))
     matches = [m for s in lines for m in s.matches]
-    latencies = sorted(s.latency_ms for s in lines)
+    walls = [s.wall_ms for s in lines if s.wall_ms is not None]
+    step_sums = [s.step_latency_sum_ms for s in lines]
     cached = [s.cached_tokens for s in lines if s.cached_tokens is not None]
     verdicts = [j for j in judged if j.passed is not None]
     return {
@@ -187,8 +206,10 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
         "prompt_tokens_per_article": _mean([s.prompt_tokens for s in lines]),
         "completion_tokens_per_article": _mean([s.completion_tokens for s in lines]),
         "cached_tokens_per_article": _mean(cached) if len(cached) == n else None,
-        "latency_ms_mean": _mean(latencies),
-        "latency_ms_p95": latencies[max(0, math.ceil(0.95 * n) - 1)] if n else None,
+        "wall_ms_mean": _mean(walls) if len(walls) == n else None,
+        "wall_ms_p95": _p95(walls) if len(walls) == n else None,
+        "step_latency_sum_ms_mean": _mean(step_sums),
+        "step_latency_sum_ms_p95": _p95(step_sums),
         "lines_evaluated": float(n),
     }
 
@@ -208,6 +229,12 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
     pa, pb = sum(a) / n, sum(b) / n
     chance = pa * pb + (1 - pa) * (1 - pb)
     return None if chance == 1 else (observed - chance) / (1 - chance)
+
+
+def _p95(values: list[float]) -> float | None:
+    """The nearest-rank 95th percentile: a value that was measured, never an interpolation."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] if ordered else None
 
 
 def _ratio(part: float, whole: float) -> float | None:
