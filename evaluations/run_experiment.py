@@ -212,7 +212,7 @@ def main(data_name, config_choice, flow_run, eval_run, judge, connection, model,
                 connections={node: {"connection": connection, "model": flow_model} for node in _llm_nodes(flow)},
             )
             after = _measure_reference(reference)
-            references = [before, after] if before is not None and after is not None else []
+            references = before + after if before and after else []
         else:
             check_reuse(pf, flow_run, eval_run, flow, variant, dataset, judge)
             flow_run_name = flow_run
@@ -251,15 +251,15 @@ def _reference_settings(pf: PFClient, connection: str, model: str) -> LLMSetting
                        model=model)
 
 
-def _measure_reference(settings: LLMSettings | None) -> int | None:
-    """The reference request's time on the flow's server; a failure is reported and leaves the record without one."""
+def _measure_reference(settings: LLMSettings | None) -> list[int]:
+    """The reference request's times on the flow's server; a failure is reported and leaves the record without."""
     if settings is None:
-        return None
+        return []
     try:
         return measure_reference_ms(settings)
     except ReferenceRequestFailed as error:
         click.echo(f"warning: no reference time, so no relative latency: {error}", err=True)
-        return None
+        return []
 
 
 def _in_workspace(pf: PFClient) -> bool:

@@ -114,7 +114,7 @@ class GateResult:
 def _reference(times_ms: list[int]) -> str:
     if not times_ms:
         return "not measured"
-    return ", ".join(f"{ms / 1000:.1f} s" for ms in times_ms) + " (before and after the flow run)"
+    return ", ".join(f"{ms / 1000:.1f} s" for ms in times_ms) + " (half before the flow run, half after)"
 
 
 def dataset_name(record: ExperimentRecord) -> str:

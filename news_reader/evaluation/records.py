@@ -104,8 +104,8 @@ class ExperimentRecord(BaseModel):
     dataset: DatasetRef
     judge_model: str | None
     reference_ms: list[int] = Field(default_factory=list, description=(
-        "Times of the reference request on the flow run's server, before and after the run; empty where the run's "
-        "server was not at hand (workspace runs, reused flow runs)."))
+        "Times of the reference request on the flow run's server: half just before the run, half just after; empty "
+        "where the run's server was not at hand (workspace runs, reused flow runs)."))
     metrics: dict[str, float | None]
     lines: list[LineResult] = Field(default_factory=list)
 
