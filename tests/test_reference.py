@@ -22,27 +22,25 @@ def test_the_fake_answers_the_reference_at_its_length():
     assert reference_answer().usage["completion_tokens"] == REFERENCE_COMPLETION_TOKENS
 
 
-def test_the_reference_times_a_fixed_request_of_fixed_length_after_an_untimed_warm_up(fake_llm):
-    fake_llm.script("text", slow(reference_answer(tokens=1), 1.0), slow(reference_answer(), 0.3))
+def test_the_reference_times_a_fixed_request_of_fixed_length_after_an_untimed_one(fake_llm):
+    fake_llm.script("text", slow(reference_answer(), 1.0), slow(reference_answer(), 0.3))
     times = measure_reference_ms(settings(fake_llm), samples=2)
-    assert len(times) == 2 and all(300 <= ms < 1000 for ms in times)  # the 1 s warm-up is not counted
-    warm_up, *timed = (seen.body for seen in fake_llm.seen)
-    assert warm_up["max_tokens"] == 1
-    assert [body["max_tokens"] for body in timed] == [REFERENCE_COMPLETION_TOKENS] * 2
-    assert all(body["temperature"] == 0.0 and body["model"] == "fake" and "response_format" not in body
-               for body in timed)
+    assert len(times) == 2 and all(300 <= ms < 1000 for ms in times)  # the slow first one is not counted
+    assert len(fake_llm.seen) == 3
+    assert all(seen.body["max_tokens"] == REFERENCE_COMPLETION_TOKENS and seen.body["temperature"] == 0.0
+               and seen.body["model"] == "fake" and "response_format" not in seen.body for seen in fake_llm.seen)
 
 
 def test_every_reference_request_misses_the_server_prompt_cache(fake_llm):
-    fake_llm.script("text", reference_answer(tokens=1), reference_answer())
-    measure_reference_ms(settings(fake_llm), samples=2)
-    first, second = (seen.body["messages"][1]["content"] for seen in fake_llm.seen[1:])
+    fake_llm.script("text", reference_answer())
+    measure_reference_ms(settings(fake_llm), samples=1)
+    first, second = (seen.body["messages"][1]["content"] for seen in fake_llm.seen)
     assert first != second and first[:20] != second[:20]  # they differ at the start, before any shared prefix
     assert len(first) == len(second)
 
 
 def test_an_answer_shorter_than_the_reference_is_refused(fake_llm):
-    fake_llm.script("text", reference_answer(tokens=1), reference_answer(tokens=12))
+    fake_llm.script("text", reference_answer(), reference_answer(tokens=12))
     with pytest.raises(ReferenceRequestFailed, match="12 tokens, not 48"):
         measure_reference_ms(settings(fake_llm))
 

@@ -33,30 +33,28 @@ def reference_messages(nonce: str) -> list[dict]:
 
 
 def measure_reference_ms(settings: LLMSettings, samples: int = 2) -> list[int]:
-    """Milliseconds the server takes for the reference request, `samples` times in a row. A one-token request goes
-    first, untimed: a freshly started llama.cpp answers its first request about 25% slower than the next ones.
-    Times on a shared VM vary by about 10% from one request to the next, hence more than one sample."""
+    """Milliseconds the server takes for the reference request, `samples` times in a row, after one untimed: a
+    freshly started llama.cpp answers its first long request 25-50% slower than the next ones (a one-token request
+    does not warm it up). Times on a shared VM vary by about 10% from one request to the next, hence the samples."""
     client = openai_client(settings)
-    _send(client, settings.model, [{"role": "user", "content": "Say OK."}], max_tokens=1)
     times = []
-    for _ in range(samples):
+    for sample in range(samples + 1):
         started = time.perf_counter()
-        response = _send(client, settings.model, reference_messages(secrets.token_hex(8)),
-                         max_tokens=REFERENCE_COMPLETION_TOKENS)
-        times.append(round((time.perf_counter() - started) * 1000))
+        try:
+            response = client.chat.completions.create(
+                model=settings.model, messages=reference_messages(secrets.token_hex(8)), temperature=0.0,
+                max_tokens=REFERENCE_COMPLETION_TOKENS,
+            )
+        except openai.OpenAIError as error:
+            raise ReferenceRequestFailed(f"the reference request failed: {error}") from error
+        if sample:
+            times.append(round((time.perf_counter() - started) * 1000))
         # A shorter answer (the model stopped early) would make a shorter reference.
         written = getattr(response.usage, "completion_tokens", None)
         if written != REFERENCE_COMPLETION_TOKENS:
             raise ReferenceRequestFailed(f"the reference answer has {written} tokens, not "
                                          f"{REFERENCE_COMPLETION_TOKENS}: its time is not comparable")
     return times
-
-
-def _send(client: openai.OpenAI, model: str, messages: list[dict], max_tokens: int):
-    try:
-        return client.chat.completions.create(model=model, messages=messages, temperature=0.0, max_tokens=max_tokens)
-    except openai.OpenAIError as error:
-        raise ReferenceRequestFailed(f"the reference request failed: {error}") from error
 
 
 def relative_latency(metrics: dict[str, float | None], reference_ms: list[int]) -> dict[str, float | None]:
