@@ -1,7 +1,18 @@
 """News Reader core: schemas, prompts, LLM calls and the extraction pipeline, with no Prompt flow import."""
 
-from news_reader.pipeline import analyze, analyze_single
-from news_reader.schemas import ArticleInfo
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 __all__ = ["ArticleInfo", "__version__", "analyze", "analyze_single"]
+# Imported on first use, so that `import news_reader.cli` (and every `news-reader` command) does not pay for the
+# LLM client's imports.
+_LAZY = {"analyze": "news_reader.pipeline", "analyze_single": "news_reader.pipeline",
+         "ArticleInfo": "news_reader.schemas"}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'news_reader' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

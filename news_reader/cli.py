@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -15,12 +15,12 @@ from pydantic_settings import BaseSettings
 from news_reader import local_model, local_server
 from news_reader.errors import InvalidArticle, NewsReaderError
 from news_reader.evaluation.cli import evaluation
-from news_reader.pipeline import analyze, analyze_single
-from news_reader.prompting import variants as step_variants
-from news_reader.schemas import ArticleInfo
 from news_reader.settings import LLMSettings, LocalModelSettings, PipelineSettings
-from news_reader.steps import STEP_OUTPUTS
 from news_reader.store.cli import database, feedback
+
+if TYPE_CHECKING:
+    from news_reader.schemas import ArticleInfo
+# The pipeline (the OpenAI SDK, OpenTelemetry) is imported by `analyze` alone: every other command answers at once.
 
 # `general_info=variant_1`, or Prompt flow's `${general_info_prompt.variant_1}` (node = step + "_prompt").
 _VARIANT = re.compile(r"^(?:\$\{(?P<node>\w+?)(?:_prompt)?\.(?P<variant>\w+)\}|(?P<step>\w+)=(?P<name>\w+))$")
@@ -43,6 +43,8 @@ def main() -> None:
 @click.option("--model", help="Model (or Azure deployment) name.")
 def analyze_command(paths, as_json, variant_specs, single, endpoint, model) -> None:
     """Analyse articles from PATHS (files, or - for standard input)."""
+    from news_reader.pipeline import analyze, analyze_single
+
     variants = _parse_variants(variant_specs)
     if single and variants:
         raise click.UsageError("--variant does not apply to --single")
@@ -142,6 +144,9 @@ main.add_command(feedback)
 
 
 def _parse_variants(specs: tuple[str, ...]) -> dict[str, str]:
+    from news_reader.prompting import variants as step_variants
+    from news_reader.steps import STEP_OUTPUTS
+
     chosen = {}
     for spec in specs:
         match = _VARIANT.match(spec.strip())

@@ -146,3 +146,18 @@ def test_llm_url_follows_the_port_setting():
     env = {**os.environ, "NEWS_READER_LOCAL_PORT": "9123"}
     done = subprocess.run([CLI, "llm", "url"], capture_output=True, env=env, timeout=60)
     assert done.stdout.decode() == "http://127.0.0.1:9123/v1\n"
+
+
+# What a command that calls no LLM and opens no database must not import: each costs a large share of a second.
+HEAVY_MODULES = ("openai", "sqlalchemy", "alembic", "matplotlib", "numpy", "promptflow", "azure", "jinja2")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["llm", "status"], ["llm", "url"], ["eval", "--help"],
+                                  ["feedback", "export", "--help"]])
+def test_commands_that_need_no_llm_answer_without_heavy_imports(args):
+    script = ("import sys\nfrom news_reader.cli import main\n"
+              f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+              f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY_MODULES!r})), file=sys.stderr)")
+    env = {**os.environ, "NEWS_READER_LOCAL_PORT": str(free_port())}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stderr.strip().splitlines()[-1] == "[]"

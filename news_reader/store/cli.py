@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from alembic import command
-from sqlalchemy.exc import SQLAlchemyError
 
 from news_reader.settings import StoreSettings
-from news_reader.store.export import RULES
-from news_reader.store.store import Store
+from news_reader.store.records import EXPORT_RULES
+
+# The store (SQLAlchemy, Alembic) is imported by the commands that use it, so that `news-reader --help` need not.
 
 
 @click.group("db")
@@ -25,6 +24,8 @@ def database() -> None:
 @database.command("upgrade")
 def upgrade_command() -> None:
     """Migrate the database to the newest schema (the server does this when it starts)."""
+    from news_reader.store.store import Store
+
     store = Store(StoreSettings().url)
     with _database_errors():
         click.echo(f"{store.display_url}: schema at revision {store.migrate()}")
@@ -35,6 +36,10 @@ def upgrade_command() -> None:
 def revision_command(message: str) -> None:
     """Write a new migration from the difference between news_reader/store/tables.py and the database (which must
     be at the newest revision). Review it before committing."""
+    from alembic import command
+
+    from news_reader.store.store import Store
+
     with _database_errors(), Store(StoreSettings().url).alembic() as config:
         command.revision(config, message=message, autogenerate=True)
 
@@ -48,11 +53,13 @@ def feedback() -> None:
 the evaluation format, for `python evaluations/run_experiment.py --data OUT`.
 
 \b
-{RULES}""")
+{EXPORT_RULES}""")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .jsonl file.")
 def export_command(out: Path) -> None:
     if out.suffix != ".jsonl":
         raise click.BadParameter("the evaluation reads .jsonl files", param_hint="--out")
+    from news_reader.store.store import Store
+
     store = Store(StoreSettings().url)
     with _database_errors():
         store.migrate()
@@ -65,6 +72,8 @@ def export_command(out: Path) -> None:
 @contextmanager
 def _database_errors() -> Iterator[None]:
     """An unreachable database or an unwritable file is one line, not a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         yield
     except SQLAlchemyError as error:

@@ -1,5 +1,5 @@
 """Feedback as labelled data: analyses with feedback, written in the evaluation format of data/eval/*.jsonl,
-under RULES."""
+under news_reader.store.records.EXPORT_RULES."""
 
 from __future__ import annotations
 
@@ -14,12 +14,6 @@ from news_reader.store.records import ExportSummary
 from news_reader.store.tables import Analysis, Feedback
 
 ID_PREFIX = "feedback/"
-RULES = """Rules, applied to each analysis's latest feedback:
-- thumbs up: the model's answer is the label;
-- corrections override the direction of the companies they name (with either rating);
-- thumbs down without corrections says the answer is wrong but not what is right: left out;
-- a failed analysis has no answer to label: left out.
-Title and summary references are the model's; companies get no aliases."""
 
 
 class LabelledCompany(BaseModel):

@@ -10,6 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from news_reader.store.feedback import Correction
 
+EXPORT_RULES = """Rules, applied to each analysis's latest feedback:
+- thumbs up: the model's answer is the label;
+- corrections override the direction of the companies they name (with either rating);
+- thumbs down without corrections says the answer is wrong but not what is right: left out;
+- a failed analysis has no answer to label: left out.
+Title and summary references are the model's; companies get no aliases."""
+
 
 class StoredFeedback(BaseModel):
     model_config = ConfigDict(from_attributes=True)
