@@ -38,7 +38,7 @@ from news_reader.evaluation.reference import ReferenceRequestFailed, measure_ref
 from news_reader.evaluation.scoring import JudgedReason, LineScore, empty_answer, line_result, run_metrics
 from news_reader.prompting import DEFAULT_VARIANT, PROMPTS_DIR, template_file
 from news_reader.settings import LLMSettings
-from news_reader.steps import STEP_OUTPUTS
+from news_reader.steps import STEPS, parse_variant, variant_id
 
 REPO = Path(__file__).resolve().parents[1]
 STEP_FLOW = REPO / "flows" / "news_reader"
@@ -60,18 +60,10 @@ EVAL_COLUMNS = {
 }
 
 
-def flow_variants() -> dict[str, list[str]]:
-    """Prompt nodes with variants in the step flow and their variant ids, default first."""
-    return {
-        node: [spec["default_variant_id"], *sorted(set(spec["variants"]) - {spec["default_variant_id"]})]
-        for node, spec in _dag(STEP_FLOW).get("node_variants", {}).items()
-    }
-
-
 def configurations(choice: str) -> list[str]:
-    """`all` is the default, every non-default variant (one node changed at a time) and the baseline."""
-    known = ["default", *(f"{node.removesuffix('_prompt')}={v}" for node, vs in flow_variants().items()
-                          for v in vs[1:]), BASELINE]
+    """`all` is the default, every non-default variant (one step changed at a time) and the baseline."""
+    known = ["default", *(f"{step.name}={variant}" for step in STEPS.values() if step.name != BASELINE
+                          for variant in step.variants[1:]), BASELINE]
     if choice == "all":
         return known
     if choice not in known:
@@ -83,11 +75,11 @@ def flow_and_variant(config: str) -> tuple[Path, str | None, dict[str, str]]:
     """The flow folder, Prompt flow's variant id, and the prompt variant of each step the configuration uses."""
     if config == BASELINE:
         return SINGLE_FLOW, None, {BASELINE: DEFAULT_VARIANT}
-    steps = {step: DEFAULT_VARIANT for step in STEP_OUTPUTS if step != BASELINE}
+    steps = {step: DEFAULT_VARIANT for step in STEPS if step != BASELINE}
     if config == "default":
         return STEP_FLOW, None, steps
-    step, variant = config.split("=")
-    return STEP_FLOW, f"${{{step}_prompt.{variant}}}", {**steps, step: variant}
+    step, variant = parse_variant(config)
+    return STEP_FLOW, variant_id(step, variant), {**steps, step: variant}
 
 
 def workspace_client() -> PFClient:

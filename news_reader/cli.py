@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
@@ -22,8 +21,6 @@ if TYPE_CHECKING:
     from news_reader.schemas import ArticleInfo
 # The pipeline (the OpenAI SDK, OpenTelemetry) is imported by `analyze` alone: every other command answers at once.
 
-# `general_info=variant_1`, or Prompt flow's `${general_info_prompt.variant_1}` (node = step + "_prompt").
-_VARIANT = re.compile(r"^(?:\$\{(?P<node>\w+?)(?:_prompt)?\.(?P<variant>\w+)\}|(?P<step>\w+)=(?P<name>\w+))$")
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 _ARROWS = {"increase": "up", "decrease": "down", "none": "flat"}
 
@@ -144,24 +141,12 @@ main.add_command(feedback)
 
 
 def _parse_variants(specs: tuple[str, ...]) -> dict[str, str]:
-    from news_reader.prompting import variants as step_variants
-    from news_reader.steps import STEP_OUTPUTS
+    from news_reader.steps import parse_variant
 
-    chosen = {}
-    for spec in specs:
-        match = _VARIANT.match(spec.strip())
-        if not match:
-            raise click.BadParameter(f"{spec!r}: use STEP=VARIANT or '${{STEP.VARIANT}}'", param_hint="--variant")
-        step = match["node"] or match["step"]
-        variant = match["variant"] or match["name"]
-        if step not in STEP_OUTPUTS:
-            raise click.BadParameter(f"no step {step!r}; steps: {', '.join(STEP_OUTPUTS)}", param_hint="--variant")
-        if variant not in step_variants(step):
-            raise click.BadParameter(
-                f"{step!r} has variants {', '.join(step_variants(step))}, not {variant!r}", param_hint="--variant"
-            )
-        chosen[step] = variant
-    return chosen
+    try:
+        return dict(parse_variant(spec) for spec in specs)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--variant") from None
 
 
 def _read(path: str, max_bytes: int) -> bytes:

@@ -65,16 +65,16 @@ def test_a_failure_to_find_businesses_keeps_title_summary_and_classification(bus
 
 
 def test_an_unexpected_error_in_one_business_keeps_the_others(business_script, fake_settings, monkeypatch):
-    from news_reader import steps
+    from news_reader.steps import Step
 
-    real_run_step = steps.run_step
+    real_run = Step.run
 
-    def run_step(client, step, prompt, article):
+    def run(step, client, prompt, article):
         if '"Globex"' in prompt:
             raise RuntimeError("disk full")
-        return real_run_step(client, step, prompt, article)
+        return real_run(step, client, prompt, article)
 
-    monkeypatch.setattr(steps, "run_step", run_step)
+    monkeypatch.setattr(Step, "run", run)
     info = analyze(ARTICLE, fake_settings)
     assert [b.business for b in info.business_info] == ["Acme Corp"]
     assert [(e.business, e.kind, e.message) for e in info.errors] == [

@@ -4,13 +4,13 @@ import pytest
 
 from news_reader.prompting import PROMPTS_DIR, output_format, render, template_file, variants
 from news_reader.schemas import BusinessSpecificInfo
-from news_reader.steps import STEP_OUTPUTS, output_formats
+from news_reader.steps import STEPS, output_formats
 
 ARTICLE = "Acme profits soar\n\nAcme said {{ 7 * 7 }} times that profits rose."
 
 
 def all_templates():
-    return [(step, variant) for step in STEP_OUTPUTS for variant in variants(step)]
+    return [(step, variant) for step in STEPS for variant in variants(step)]
 
 
 @pytest.mark.parametrize(("step", "variant"), all_templates())

@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from news_reader.schemas import ArticleExtraction, BusinessesInvolved, BusinessSpecificInfo, GeneralInfo
-from news_reader.steps import STEP_OUTPUTS
+from news_reader.steps import STEPS
 from tests.conftest import ACME_QUOTE, ARTICLE
 
 ACME = {"business": "Acme", "stock_price_change": "increase", "reason": "Profits rose.",
@@ -50,7 +50,7 @@ def test_a_quote_is_replaced_by_the_article_words():
 
 
 def test_every_step_schema_suits_strict_structured_outputs():
-    for model in STEP_OUTPUTS.values():
+    for model in (step.output for step in STEPS.values()):
         schema = model.model_json_schema()
         objects = [schema, *schema.get("$defs", {}).values()]
         for obj in objects:

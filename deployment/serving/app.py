@@ -34,7 +34,7 @@ from news_reader.score_request import (
     parse_score_request,
 )
 from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings, StoreSettings
-from news_reader.steps import current_trace_id
+from news_reader.steps import STEPS, configuration, current_trace_id, prompt_node
 from news_reader.store import Store
 from news_reader.telemetry.metrics import estimate_cost
 from news_reader.telemetry.tracing import add_span_exporter
@@ -165,9 +165,9 @@ def _served_variant(dag: dict, flow_name: str) -> str:
     default variant is not variant_0, `single_prompt` for the baseline flow, or another flow's folder name."""
     if not dag.get("node_variants"):
         return "single_prompt" if flow_name == "news_reader_single" else flow_name
-    changed = [f"{node.removesuffix('_prompt')}={spec['default_variant_id']}"
-               for node, spec in dag["node_variants"].items() if spec["default_variant_id"] != "variant_0"]
-    return ",".join(changed) or "default"
+    defaults = {step: dag["node_variants"][prompt_node(step)]["default_variant_id"]
+                for step in STEPS if prompt_node(step) in dag["node_variants"]}
+    return configuration(defaults)
 
 
 def _connection_names(dag: dict) -> set[str]:

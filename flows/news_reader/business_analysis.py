@@ -3,12 +3,12 @@ from typing import Union
 from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
 from promptflow.core import tool
 
+from news_reader import steps
 from news_reader.settings import PipelineSettings
-from news_reader.steps import analyze_businesses
 
 
 @tool
-def analyze(
+def business_analysis(
     connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str, article: str, businesses: list
 ) -> dict:
     """Fan out over the businesses with a bounded number of concurrent LLM calls; failures are recorded."""
@@ -17,7 +17,7 @@ def analyze(
     from llm_connection import client_for
 
     client = client_for(connection, model)
-    result = analyze_businesses(client, article, businesses, PipelineSettings().max_businesses)
+    result = steps.business_analysis(client, article, businesses, PipelineSettings().max_businesses)
     return {
         "business_info": [info.model_dump() for info in result.infos],
         "usage": [usage.model_dump(mode="json") for usage in result.usage],
