@@ -83,7 +83,7 @@ def test_a_line_is_scored_against_its_labels():
     assert (match.business, match.label, match.predicted, match.expected) == ("Acme Corp", "Acme", "increase",
                                                                               "increase")
     assert (score.quotes_total, score.quotes_grounded) == (2, 2)
-    assert (score.prompt_tokens, score.completion_tokens, score.cached_tokens) == (1350, 57, None)
+    assert (score.llm_calls, score.prompt_tokens, score.completion_tokens, score.cached_tokens) == (2, 1350, 57, None)
     assert (score.wall_ms, score.step_latency_sum_ms) == (4000, 5000)
 
 
@@ -128,7 +128,8 @@ def test_aggregation_micro_averages_companies_and_counts_what_can_be_counted():
     assert m["direction_accuracy"] == 1.0 and m["grounding_rate"] == 1.0
     assert m["judge_pass_rate"] == 1.0 and m["judge_agreement"] == 1.0  # the failed judge call is left out
     assert m["judge_kappa"] is None  # one verdict: chance agreement is total
-    assert m["prompt_tokens_per_article"] == 1350 and m["cached_tokens_per_article"] is None
+    assert m["llm_calls_per_article"] == 2 and m["prompt_tokens_per_article"] == 1350
+    assert m["cached_tokens_per_article"] is None
     assert m["wall_ms_mean"] == 4000 and m["wall_ms_p95"] == 4000 and m["lines_evaluated"] == 2
     assert m["step_latency_sum_ms_mean"] == 5000 and m["step_latency_sum_ms_p95"] == 5000
 

@@ -17,14 +17,14 @@ class Metric:
 
     label: str
     higher_is_better: bool
-    unit: Literal["rate", "count", "tokens", "ms", "ratio"]
+    unit: Literal["rate", "count", "tokens", "ms", "decimal"]
 
     def format(self, value: float | None) -> str:
         if value is None:
             return "n/a"
         if self.unit == "rate":
             return f"{value:.3f}"
-        if self.unit == "ratio":
+        if self.unit == "decimal":
             return f"{value:.2f}"
         return f"{value:,.0f}"
 
@@ -49,14 +49,15 @@ METRICS: dict[str, Metric] = {
     "judge_agreement": Metric("judge agreement with labels", True, "rate"),
     "judge_kappa": Metric("judge Cohen's kappa vs labels", True, "rate"),
     "step_errors_per_article": Metric("step errors per article", False, "rate"),
+    "llm_calls_per_article": Metric("LLM calls / article", False, "decimal"),
     "prompt_tokens_per_article": Metric("prompt tokens / article", False, "tokens"),
     "completion_tokens_per_article": Metric("completion tokens / article", False, "tokens"),
     "cached_tokens_per_article": Metric("cached tokens / article", True, "tokens"),
     "wall_ms_mean": Metric("LLM wall time / article, mean", False, "ms"),
     "wall_ms_p95": Metric("LLM wall time / article, p95", False, "ms"),
     "reference_ms": Metric("reference request on the same server", False, "ms"),
-    "wall_mean_per_reference": Metric("LLM wall time / article, mean, in reference requests", False, "ratio"),
-    "wall_p95_per_reference": Metric("LLM wall time / article, p95, in reference requests", False, "ratio"),
+    "wall_mean_per_reference": Metric("LLM wall time / article, mean, in reference requests", False, "decimal"),
+    "wall_p95_per_reference": Metric("LLM wall time / article, p95, in reference requests", False, "decimal"),
     "step_latency_sum_ms_mean": Metric("sum of step latencies / article, mean", False, "ms"),
     "step_latency_sum_ms_p95": Metric("sum of step latencies / article, p95", False, "ms"),
     "lines_evaluated": Metric("lines scored", True, "count"),

@@ -39,6 +39,7 @@ class LineScore(BaseModel):
     quotes_total: int
     quotes_grounded: int
     step_errors: int
+    llm_calls: int
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int | None
@@ -112,6 +113,7 @@ def score_line(prediction: dict, expected: dict, article: str) -> LineScore:
         quotes_total=len(quotes),
         quotes_grounded=sum(1 for q in quotes if q and q in article),
         step_errors=len(prediction.get("errors") or []),
+        llm_calls=sum(int(u.get("calls") or 0) for u in usage),
         prompt_tokens=sum(int(u.get("prompt_tokens") or 0) for u in usage),
         completion_tokens=sum(int(u.get("completion_tokens") or 0) for u in usage),
         cached_tokens=sum(cached) if cached else None,
@@ -135,8 +137,9 @@ def article_wall_ms(usage: list[dict]) -> int | None:
     return max(round((s.started_at - first).total_seconds() * 1000) + s.latency_ms for s in steps)
 
 
-_COST = ("prompt_tokens_per_article", "completion_tokens_per_article", "cached_tokens_per_article",
-         "wall_ms_mean", "wall_ms_p95", "step_latency_sum_ms_mean", "step_latency_sum_ms_p95")
+_COST = ("llm_calls_per_article", "prompt_tokens_per_article", "completion_tokens_per_article",
+         "cached_tokens_per_article", "wall_ms_mean", "wall_ms_p95", "step_latency_sum_ms_mean",
+         "step_latency_sum_ms_p95")
 
 
 def run_metrics(scored: list[LineScore], unscored: list[LineScore], judged: list[JudgedReason]) -> dict:
@@ -203,6 +206,7 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
         "judge_agreement": _ratio(sum(j.passed == j.direction_correct for j in verdicts), len(verdicts)),
         "judge_kappa": cohen_kappa([bool(j.passed) for j in verdicts], [j.direction_correct for j in verdicts]),
         "step_errors_per_article": _ratio(sum(s.step_errors for s in lines), n),
+        "llm_calls_per_article": _mean([s.llm_calls for s in lines]),
         "prompt_tokens_per_article": _mean([s.prompt_tokens for s in lines]),
         "completion_tokens_per_article": _mean([s.completion_tokens for s in lines]),
         "cached_tokens_per_article": _mean(cached) if len(cached) == n else None,
