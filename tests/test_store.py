@@ -11,6 +11,7 @@ from alembic import command
 from pydantic import ValidationError
 from sqlalchemy import create_engine, inspect
 
+from news_reader.percentiles import percentile
 from news_reader.settings import REPO_STATE_DIR, StoreSettings
 from news_reader.store import (
     DuplicateTraceId,
@@ -20,7 +21,7 @@ from news_reader.store import (
     UnknownTraceId,
 )
 from news_reader.store.store import SQLITE_BUSY_TIMEOUT_MS
-from news_reader.store.timeseries import bucket_start, percentile
+from news_reader.store.timeseries import bucket_start
 from tests.postgres import fresh_database, postgres_server
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

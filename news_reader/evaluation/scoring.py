@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import statistics
 from functools import cache
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from news_reader.evaluation.matching import match_companies
 from news_reader.evaluation.records import LineResult
+from news_reader.percentiles import percentile
 from news_reader.schemas import ArticleInfo, StepUsage
 
 
@@ -211,9 +211,9 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
         "completion_tokens_per_article": _mean([s.completion_tokens for s in lines]),
         "cached_tokens_per_article": _mean(cached) if len(cached) == n else None,
         "wall_ms_mean": _mean(walls) if len(walls) == n else None,
-        "wall_ms_p95": _p95(walls) if len(walls) == n else None,
+        "wall_ms_p95": percentile(walls, 95) if walls and len(walls) == n else None,
         "step_latency_sum_ms_mean": _mean(step_sums),
-        "step_latency_sum_ms_p95": _p95(step_sums),
+        "step_latency_sum_ms_p95": percentile(step_sums, 95) if step_sums else None,
         "lines_evaluated": float(n),
     }
 
@@ -233,12 +233,6 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
     pa, pb = sum(a) / n, sum(b) / n
     chance = pa * pb + (1 - pa) * (1 - pb)
     return None if chance == 1 else (observed - chance) / (1 - chance)
-
-
-def _p95(values: list[float]) -> float | None:
-    """The nearest-rank 95th percentile: a value that was measured, never an interpolation."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] if ordered else None
 
 
 def _ratio(part: float, whole: float) -> float | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from news_reader.percentiles import percentile
 from news_reader.store.records import TimeseriesRow
 from news_reader.store.tables import Analysis, Feedback
 
@@ -58,12 +57,6 @@ def timeseries(session: Session, bucket: Bucket, since: datetime | None) -> list
 def bucket_start(at: datetime, bucket: Bucket) -> datetime:
     at = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return at.replace(hour=0) if bucket == "day" else at
-
-
-def percentile(values: Iterable[int], p: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least p% of the values at or below it."""
-    ordered = sorted(values)
-    return float(ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)])
 
 
 def _span(rows: dict[datetime, TimeseriesRow], bucket: Bucket) -> list[datetime]:
