@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from news_reader import local_server
-from news_reader.errors import NewsReaderError
-from news_reader.pipeline import analyze, analyze_single
-from news_reader.schemas import ArticleInfo
+from news_reader.extraction.errors import NewsReaderError
+from news_reader.extraction.pipeline import analyze, analyze_single
+from news_reader.extraction.schemas import ArticleInfo
 from news_reader.settings import LLMSettings, LocalModelSettings
 
 FLOWS = Path(__file__).resolve().parents[1] / "flows"

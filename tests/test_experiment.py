@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from evaluations.run_experiment import EVAL_FLOW, STEP_FLOW, configurations, main, workspace_client
+from news_reader.evaluation.judge import JUDGE_PROMPT
 from news_reader.evaluation.records import ExperimentRecord, sha256_file
-from news_reader.prompting import PROMPTS_DIR
+from news_reader.extraction.prompting import PROMPTS_DIR
 from tests.conftest import ACME_ANSWER, ARTICLE, SPORT_ARTICLE
 from tests.fake_llm import FakeLLM, answer, error, reference_answer
 
@@ -254,8 +255,8 @@ def test_azure_waits_for_each_run_longer_than_pfazure_default_stream_timeout(wor
 def test_an_azure_record_names_the_connection_endpoint_and_the_uploaded_prompts(azure_record):
     assert azure_record.endpoint == AZURE_OPENAI
     assert azure_record.model == azure_record.judge_model == "gpt-4o-mini"
-    assert azure_record.prompt_sha256 == {name: sha256_file(PROMPTS_DIR / name) for name in azure_record.prompt_sha256}
-    assert "judge_reason.jinja2" in azure_record.prompt_sha256
+    uploaded = {name: sha256_file(PROMPTS_DIR / name) for name in azure_record.prompt_sha256 if name != JUDGE_PROMPT.name}
+    assert azure_record.prompt_sha256 == {**uploaded, JUDGE_PROMPT.name: sha256_file(JUDGE_PROMPT)}
 
 
 def test_azure_scores_lines_by_the_line_numbers_the_workspace_reports(azure_record):

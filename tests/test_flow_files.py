@@ -36,8 +36,8 @@ def test_both_flows_carry_the_same_sample_data():
 
 
 def test_the_dag_offers_exactly_the_prompt_variants_the_step_registry_finds():
-    from news_reader.prompting import template_file
-    from news_reader.steps import STEPS, prompt_node
+    from news_reader.extraction.prompting import template_file
+    from news_reader.extraction.steps import STEPS, prompt_node
 
     dag = yaml.safe_load((FLOWS[0] / "flow.dag.yaml").read_text())
     offered = dict(dag.get("node_variants", {}))
@@ -48,5 +48,5 @@ def test_the_dag_offers_exactly_the_prompt_variants_the_step_registry_finds():
         spec = offered.pop(prompt_node(step.name))
         assert spec["default_variant_id"] == step.variants[0]
         assert {variant: spec["variants"][variant]["node"]["source"]["path"] for variant in spec["variants"]} == {
-            variant: f"news_reader/prompts/{template_file(step.name, variant)}" for variant in step.variants}
+            variant: f"news_reader/extraction/prompts/{template_file(step.name, variant)}" for variant in step.variants}
     assert offered == {}, f"variants of nodes that are no step's prompt: {', '.join(offered)}"

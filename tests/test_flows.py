@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from news_reader.evaluation.scoring import article_wall_ms
-from news_reader.pipeline import analyze
+from news_reader.extraction.pipeline import analyze
 from tests.conftest import ACME_ANSWER, ARTICLE, GENERAL_INFO_ANSWER, GLOBEX_ANSWER, REPO, SPORT_ARTICLE
 from tests.fake_llm import FakeLLM, answer, error, raw, slow
 

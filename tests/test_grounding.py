@@ -1,6 +1,6 @@
 """Quotes end up verbatim from the article, within the word limits, or are refused."""
 
-from news_reader.grounding import ground_quote
+from news_reader.extraction.grounding import ground_quote
 
 ARTICLE = (
     "Shares in Acme rose 5% on Monday.\n\nThe company said its \u201cbest quarter ever\u201d came from strong sales "

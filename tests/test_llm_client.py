@@ -7,15 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from news_reader.errors import (
+from news_reader.extraction.errors import (
     InvalidModelOutput,
     LLMRateLimited,
     LLMRequestFailed,
     LLMTimeout,
     LLMUnavailable,
 )
-from news_reader.llm import LLMClient, response_format
-from news_reader.schemas import BusinessCategory, BusinessSpecificInfo, GeneralInfo
+from news_reader.extraction.llm import LLMClient, response_format
+from news_reader.extraction.schemas import BusinessCategory, BusinessSpecificInfo, GeneralInfo
 from news_reader.settings import LLMSettings
 from tests.conftest import ACME_QUOTE, ARTICLE
 from tests.fake_llm import Reply, answer, error, html_page, raw, slow

@@ -9,7 +9,6 @@ import socket
 import pytest
 
 from news_reader import local_model, local_server
-from news_reader.errors import LocalModelError
 from news_reader.settings import LocalModelSettings
 from tests.conftest import free_port
 
@@ -46,7 +45,7 @@ def test_a_model_rewritten_after_verification_is_not_installed(settings):
 def test_a_corrupt_model_file_fails_verification_and_is_removed(tmp_path):
     corrupt = tmp_path / "model.gguf"
     corrupt.write_bytes(b"GGUF but not the model")
-    with pytest.raises(LocalModelError, match="model file is corrupt"):
+    with pytest.raises(local_model.LocalModelError, match="model file is corrupt"):
         local_model.verify(corrupt)
     assert not corrupt.exists()
 
@@ -68,13 +67,13 @@ def test_starting_on_a_busy_port_is_a_clear_error(settings):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port_settings = settings.model_copy(update={"port": busy.getsockname()[1]})
-        with pytest.raises(LocalModelError, match=f"port {port_settings.port} is in use"):
+        with pytest.raises(local_model.LocalModelError, match=f"port {port_settings.port} is in use"):
             local_server.start(port_settings)
 
 
 def test_a_server_that_dies_at_start_is_reported_with_its_log(settings):
     fake_install(settings)  # a file of zeros: llama.cpp refuses to load it
-    with pytest.raises(LocalModelError, match="exited at start .* see .*server.log"):
+    with pytest.raises(local_model.LocalModelError, match="exited at start .* see .*server.log"):
         local_server.start(settings.model_copy(update={"port": free_port()}))
     assert local_server.status(settings).running is False
 

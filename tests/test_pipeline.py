@@ -2,8 +2,8 @@
 
 import pytest
 
-from news_reader.errors import InvalidModelOutput, LLMRequestFailed
-from news_reader.pipeline import analyze, analyze_single
+from news_reader.extraction.errors import InvalidModelOutput, LLMRequestFailed
+from news_reader.extraction.pipeline import analyze, analyze_single
 from news_reader.settings import PipelineSettings
 from tests.conftest import ACME_QUOTE, ARTICLE, GLOBEX_ANSWER, GLOBEX_QUOTE, SPORT_ARTICLE
 from tests.fake_llm import answer, error, raw, slow
@@ -65,7 +65,7 @@ def test_a_failure_to_find_businesses_keeps_title_summary_and_classification(bus
 
 
 def test_an_unexpected_error_in_one_business_keeps_the_others(business_script, fake_settings, monkeypatch):
-    from news_reader.steps import Step
+    from news_reader.extraction.steps import Step
 
     real_run = Step.run
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from news_reader.prompting import PROMPTS_DIR, output_format, render, template_file, variants
-from news_reader.schemas import BusinessSpecificInfo
-from news_reader.steps import STEPS, output_formats
+from news_reader.extraction.prompting import PROMPTS_DIR, output_format, render, template_file, variants
+from news_reader.extraction.schemas import BusinessSpecificInfo
+from news_reader.extraction.steps import STEPS, output_formats
 
 ARTICLE = "Acme profits soar\n\nAcme said {{ 7 * 7 }} times that profits rose."
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from news_reader import local_model, local_server
-from news_reader.schemas import QUOTE_MAX_WORDS, QUOTE_MIN_WORDS, ArticleInfo
+from news_reader.extraction.schemas import QUOTE_MAX_WORDS, QUOTE_MIN_WORDS, ArticleInfo
 from news_reader.settings import LocalModelSettings
 from tests.conftest import REPO
 

@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from news_reader.schemas import ArticleExtraction, BusinessesInvolved, BusinessSpecificInfo, GeneralInfo
-from news_reader.steps import STEPS
+from news_reader.extraction.schemas import ArticleExtraction, BusinessesInvolved, BusinessSpecificInfo, GeneralInfo
+from news_reader.extraction.steps import STEPS
 from tests.conftest import ACME_QUOTE, ARTICLE
 
 ACME = {"business": "Acme", "stock_price_change": "increase", "reason": "Profits rose.",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from openapi_spec_validator import validate
 
-from news_reader.openapi import openapi_document
-from news_reader.score_request import RequestRejected, check_api_key, parse_score_request
+from deployment.serving.openapi import openapi_document
+from deployment.serving.score_request import RequestRejected, check_api_key, parse_score_request
 
 
 def test_without_a_configured_key_every_caller_is_let_in():

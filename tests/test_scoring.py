@@ -7,7 +7,7 @@ import pytest
 from news_reader.evaluation.judge import excerpt, judge_reasons
 from news_reader.evaluation.matching import match_companies, name_tokens
 from news_reader.evaluation.scoring import CompanyMatch, JudgedReason, aggregate, cohen_kappa, score_line
-from news_reader.llm import LLMClient
+from news_reader.extraction.llm import LLMClient
 from tests.conftest import ACME_ANSWER, ACME_QUOTE, ARTICLE, GLOBEX_ANSWER
 from tests.fake_llm import FakeLLM, answer, error
 

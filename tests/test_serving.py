@@ -14,7 +14,7 @@ import requests
 from openapi_spec_validator import validate
 from pytest_httpserver import HTTPServer
 
-from news_reader.schemas import ArticleInfo
+from news_reader.extraction.schemas import ArticleInfo
 from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, running_server
 from tests.fake_llm import FakeLLM, answer, error
 

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_httpserver import HTTPServer
 
 from deployment.serving.app import create_app
-from news_reader.llm import LLMClient
-from news_reader.schemas import GeneralInfo
+from news_reader.extraction.llm import LLMClient
+from news_reader.extraction.schemas import GeneralInfo
 from news_reader.settings import LLMSettings, ServingSettings
 from news_reader.telemetry.logs import configure_logging
 from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER, REPO

@@ -22,21 +22,22 @@ from werkzeug.exceptions import HTTPException
 from deployment.flow_package import FLOW_FILE, find_flow, stage_flow
 from deployment.serving.feedback_routes import install_feedback
 from deployment.serving.observability import observe, start_telemetry
-from deployment.serving.web_pages import PAGE_ROUTES, install_web
-from news_reader import __version__
-from news_reader.errors import NewsReaderError
-from news_reader.openapi import openapi_document
-from news_reader.score_request import (
+from deployment.serving.openapi import openapi_document
+from deployment.serving.score_request import (
     STATUS_OF_KIND,
     RequestRejected,
     check_api_key,
     error_body,
     parse_score_request,
 )
+from deployment.serving.web_pages import PAGE_ROUTES, install_web
+from news_reader import __version__
+from news_reader.extraction.errors import NewsReaderError
+from news_reader.extraction.steps import STEPS, configuration, prompt_node
 from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings, StoreSettings
-from news_reader.steps import STEPS, configuration, current_trace_id, prompt_node
 from news_reader.store import Store
 from news_reader.telemetry.metrics import estimate_cost
+from news_reader.telemetry.trace_ids import current_trace_id
 from news_reader.telemetry.tracing import add_span_exporter
 
 # Reachable without the API key: probes, versions and API documents.

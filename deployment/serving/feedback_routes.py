@@ -12,11 +12,11 @@ from collections.abc import Callable
 from flask import Blueprint, Flask, Response, g, jsonify, request, request_finished
 from sqlalchemy.exc import SQLAlchemyError
 
-from news_reader.score_request import RequestRejected, error_body, parse_json_body
-from news_reader.steps import current_trace_id
+from deployment.serving.score_request import RequestRejected, error_body, parse_json_body
 from news_reader.store import DuplicateTraceId, InvalidFeedback, Store, UnknownTraceId
 from news_reader.store.feedback import FeedbackPost
 from news_reader.telemetry.metrics import record_feedback
+from news_reader.telemetry.trace_ids import current_trace_id
 
 _log = logging.getLogger("news_reader.feedback")
 

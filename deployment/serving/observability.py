@@ -10,13 +10,13 @@ import os
 import time
 
 from flask import Flask, Response, g, request, request_finished, request_started
-from opentelemetry import trace
 from promptflow._utils.logger_utils import LoggerFactory, get_pf_logging_level
 
 from news_reader.settings import TelemetrySettings
 from news_reader.telemetry.events import STEP_EVENTS, log_request, log_startup
 from news_reader.telemetry.logs import configure_logging
 from news_reader.telemetry.metrics import Outcome, exposition, record_request
+from news_reader.telemetry.trace_ids import active_trace_id
 from news_reader.telemetry.tracing import configure_tracing, trace_ui_link
 
 # Prompt flow's settings in the server, unless set otherwise.
@@ -74,8 +74,7 @@ def _record_request(sender: Flask, response: Response, **_) -> None:
     outcome: Outcome = "ok" if status < 400 else "rejected" if status < 500 and status != 429 else "failed"
     error = None if outcome == "ok" else _error(response)
     record_request(outcome, error and error["code"], seconds)
-    context = trace.get_current_span().get_span_context()
-    trace_id = format(context.trace_id, "032x") if context.is_valid else None
+    trace_id = active_trace_id()
     g.request_totals = STEP_EVENTS.request_totals(trace_id)  # also what a failed analysis is stored with
     log_request(trace_id, outcome, status, round(seconds * 1000), error, g.request_totals)
 

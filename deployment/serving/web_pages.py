@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Flask, Response, render_template, request
 
-from news_reader.dashboard import render_dashboard
-from news_reader.score_request import RequestRejected
+from deployment.serving.dashboard import render_dashboard
+from deployment.serving.score_request import RequestRejected
 from news_reader.store import Store
 
 # Reachable without the API key: the page shells and their static files.

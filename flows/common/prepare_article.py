@@ -1,6 +1,8 @@
+"""The prepare_article node: normalise the article; refuse empty, binary-looking or over-long input clearly."""
+
 from promptflow.core import tool
 
-from news_reader.article import prepare_article
+from news_reader.extraction.article import prepare_article
 from news_reader.settings import PipelineSettings
 
 

@@ -1,25 +1,14 @@
-from typing import Union
+"""The business_analysis node: one LLM call per business, fanned out inside the node."""
 
-from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
 from promptflow.core import tool
 
-from news_reader import steps
+from news_reader.extraction import nodes
+from news_reader.flow_nodes import Connection, client_for
 from news_reader.settings import PipelineSettings
 
 
 @tool
-def business_analysis(
-    connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str, article: str, businesses: list
-) -> dict:
+def business_analysis(connection: Connection, model: str, article: str, businesses: list) -> dict:
     """Fan out over the businesses with a bounded number of concurrent LLM calls; failures are recorded."""
-    # Imported here, not at the top: Prompt flow 1.18 loads this file without the flow folder on sys.path
-    # when a run overrides its connection (`--connections node.model=...`).
-    from llm_connection import client_for
-
-    client = client_for(connection, model)
-    result = steps.business_analysis(client, article, businesses, PipelineSettings().max_businesses)
-    return {
-        "business_info": [info.model_dump() for info in result.infos],
-        "usage": [usage.model_dump(mode="json") for usage in result.usage],
-        "errors": [error.model_dump() for error in result.errors],
-    }
+    max_businesses = PipelineSettings().max_businesses  # a node is an entry point: settings are read per call
+    return nodes.business_analysis(client_for(connection, model), article, businesses, max_businesses)

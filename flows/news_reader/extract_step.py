@@ -1,20 +1,12 @@
-from typing import Union
+"""The general_info and business_category nodes: a step that needs nothing but its rendered prompt."""
 
-from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
 from promptflow.core import tool
 
-from news_reader.steps import STEPS
+from news_reader.extraction import nodes
+from news_reader.flow_nodes import Connection, client_for
 
 
 @tool
-def extract(
-    connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str, step: str, prompt: str, article: str
-) -> dict:
-    """Send a rendered prompt of the step named `step`; return the validated answer's fields plus its `usage`. The
-    nodes of the steps that need nothing else (general_info, business_category) share this file."""
-    # Imported here, not at the top: Prompt flow 1.18 loads this file without the flow folder on sys.path
-    # when a run overrides its connection (`--connections node.model=...`).
-    from llm_connection import client_for
-
-    value, usage = STEPS[step].run(client_for(connection, model), prompt, article)
-    return {**value.model_dump(), "usage": usage.model_dump(mode="json")}
+def extract(connection: Connection, model: str, step: str, prompt: str, article: str) -> dict:
+    """Send the step's rendered prompt; return the validated answer's fields plus its `usage`."""
+    return nodes.extract(client_for(connection, model), step, prompt, article)

@@ -1,18 +1,12 @@
-from typing import Union
+"""The single_prompt node: the whole result from one LLM call, in the same shape as flows/news_reader."""
 
-from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
 from promptflow.core import tool
 
-from news_reader import steps
+from news_reader.extraction import nodes
+from news_reader.flow_nodes import Connection, client_for
 
 
 @tool
-def single_prompt(
-    connection: Union[AzureOpenAIConnection, OpenAIConnection], model: str, prompt: str, article: str
-) -> dict:
+def single_prompt(connection: Connection, model: str, prompt: str, article: str) -> dict:
     """One LLM call for the whole result, in the same shape as flows/news_reader."""
-    # Imported here, not at the top: Prompt flow 1.18 loads this file without the flow folder on sys.path
-    # when a run overrides its connection (`--connections node.model=...`).
-    from llm_connection import client_for
-
-    return steps.single_prompt(client_for(connection, model), prompt, article).model_dump(mode="json")
+    return nodes.single_prompt(client_for(connection, model), prompt, article).model_dump(mode="json")

@@ -9,9 +9,9 @@ from typing import NoReturn
 import click
 from pydantic import ValidationError
 
-from news_reader.errors import NewsReaderError
 from news_reader.evaluation.gate import Thresholds, check
 from news_reader.evaluation.records import ExperimentRecord
+from news_reader.extraction.errors import NewsReaderError
 
 # Exit codes: 0 passed, 1 a check failed, 2 the input could not be used.
 _UNUSABLE = 2

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from news_reader.errors import NewsReaderError
 from news_reader.evaluation.records import METRICS, ExperimentRecord
+from news_reader.extraction.errors import NewsReaderError
 
 THRESHOLDS_VERSION = 1
 

@@ -7,17 +7,19 @@ predicted direction. Small models judge "which way does this argue" far more rel
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pydantic import Field
 
-from news_reader.article import headline
-from news_reader.errors import NewsReaderError
 from news_reader.evaluation.scoring import CompanyMatch, JudgedReason
-from news_reader.llm import LLMClient
-from news_reader.prompting import output_format, render
-from news_reader.schemas import StockPriceChange, StrictSchema
+from news_reader.extraction.article import headline
+from news_reader.extraction.errors import NewsReaderError
+from news_reader.extraction.llm import LLMClient
+from news_reader.extraction.prompting import output_format, render_file
+from news_reader.extraction.schemas import StockPriceChange, StrictSchema
 
 JUDGE_MAX_TOKENS = 40
+JUDGE_PROMPT = Path(__file__).parent / "prompts" / "judge_reason.jinja2"
 
 
 class ReasonVerdict(StrictSchema):
@@ -45,8 +47,8 @@ def judge_reasons(client: LLMClient, article: str, matches: list[CompanyMatch]) 
     results = []
     answer_format = output_format(ReasonVerdict)
     for match in matches:
-        prompt = render(
-            "judge_reason", excerpt=excerpt(article, match.quote), business=match.business, reason=match.reason,
+        prompt = render_file(
+            JUDGE_PROMPT, excerpt=excerpt(article, match.quote), business=match.business, reason=match.reason,
             output_format=answer_format,
         )
         correct = match.predicted == match.expected

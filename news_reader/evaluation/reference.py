@@ -9,8 +9,8 @@ import time
 
 import openai
 
-from news_reader.errors import NewsReaderError
-from news_reader.llm import openai_client
+from news_reader.extraction.errors import NewsReaderError
+from news_reader.extraction.llm import openai_client
 from news_reader.settings import LLMSettings
 
 # About 450 prompt tokens and 48 generated ones: read and written like a short extraction step. A fresh nonce in

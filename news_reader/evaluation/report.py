@@ -8,9 +8,9 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from news_reader.errors import NewsReaderError
 from news_reader.evaluation.bootstrap import RESAMPLES, difference_interval
 from news_reader.evaluation.records import METRICS, DatasetRef, ExperimentRecord
+from news_reader.extraction.errors import NewsReaderError
 
 QUALITY = ("business_accuracy", "company_f1", "direction_accuracy", "summary_rouge_l", "grounding_rate")
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ValidationError
 
 from news_reader.evaluation.matching import match_companies
 from news_reader.evaluation.records import LineResult
+from news_reader.extraction.schemas import ArticleInfo, StepUsage
 from news_reader.percentiles import percentile
-from news_reader.schemas import ArticleInfo, StepUsage
 
 
 class CompanyMatch(BaseModel):

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from news_reader.schemas import StockPriceChange
+from news_reader.extraction.schemas import StockPriceChange
 from news_reader.store.records import ExportSummary
 from news_reader.store.tables import Analysis, Feedback
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from news_reader.schemas import StockPriceChange
+from news_reader.extraction.schemas import StockPriceChange
 
 COMMENT_MAX_CHARS = 2_000
 MAX_CORRECTIONS = 20

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, sessionmaker
 
-from news_reader.errors import NewsReaderError
+from news_reader.extraction.errors import NewsReaderError
 from news_reader.store.export import write_dataset
 from news_reader.store.feedback import FeedbackRequest
 from news_reader.store.records import ExportSummary, StoredAnalysis, StoredFeedback, TimeseriesRow

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from news_reader.telemetry.metrics import record_step
+from news_reader.telemetry.trace_ids import trace_id_hex
 
 _log = logging.getLogger("news_reader.events")
 # Requests whose steps have ended but the request not yet; bounded for traces that never get a request event.
@@ -41,7 +42,7 @@ class StepEvents(SpanProcessor):
         failed = span.status.status_code == StatusCode.ERROR
         error = str(attributes.get("error.type", "unexpected_error")) if failed else None
         cost = record_step(model, step, error, **usage)
-        trace_id = format(span.context.trace_id, "032x")
+        trace_id = trace_id_hex(span.context.trace_id)
         content = {key: attributes[f"news_reader.{key}"] for key in ("prompt", "answer")
                    if f"news_reader.{key}" in attributes}
         _log.log(logging.WARNING if failed else logging.INFO, "step", extra={

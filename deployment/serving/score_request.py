@@ -9,11 +9,11 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from news_reader.article import prepare_article
-from news_reader.errors import ArticleTooLong, InvalidArticle
+from news_reader.extraction.article import prepare_article
+from news_reader.extraction.errors import ArticleTooLong, InvalidArticle
 
 M = TypeVar("M", bound=BaseModel)
-# HTTP status of each failure kind: the request's own, news_reader.errors' kinds, and any other flow failure.
+# HTTP status of each failure kind: the request's own, news_reader.extraction.errors' kinds, and any other flow failure.
 STATUS_OF_KIND = {
     "invalid_request": 400,
     "unauthorized": 401,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from deployment.serving.score_request import STATUS_OF_KIND, ScoreRequest
 from news_reader import __version__
-from news_reader.schemas import ArticleInfo
-from news_reader.score_request import STATUS_OF_KIND, ScoreRequest
+from news_reader.extraction.schemas import ArticleInfo
 from news_reader.store.feedback import FeedbackPost
 from news_reader.store.records import StoredAnalysis, StoredFeedback
 

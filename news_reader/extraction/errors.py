@@ -37,7 +37,3 @@ class InvalidModelOutput(NewsReaderError):
     def __init__(self, message: str, raw_output: str):
         super().__init__(message)
         self.raw_output = raw_output
-
-
-class LocalModelError(NewsReaderError):
-    kind = "local_model"

@@ -14,10 +14,14 @@ from pydantic import BaseModel
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 DEFAULT_VARIANT = "variant_0"
 
-# The same options as Prompt flow's prompt nodes, so both paths render the same text.
-_env = SandboxedEnvironment(
-    loader=FileSystemLoader(PROMPTS_DIR), trim_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined
-)
+
+
+@cache
+def _environment(directory: Path) -> SandboxedEnvironment:
+    # The same options as Prompt flow's prompt nodes, so both paths render the same text.
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(directory), trim_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined
+    )
 
 
 def template_file(step: str, variant: str = DEFAULT_VARIANT) -> str:
@@ -35,13 +39,18 @@ def variants(step: str) -> list[str]:
 
 
 def render(step: str, variant: str = DEFAULT_VARIANT, **variables: object) -> str:
-    return _env.get_template(template_file(step, variant)).render(**variables)
+    return render_file(PROMPTS_DIR / template_file(step, variant), **variables)
+
+
+def render_file(template: Path, **variables: object) -> str:
+    """Any template (the evaluation's judge has its own), rendered like the steps' prompts."""
+    return _environment(template.parent).get_template(template.name).render(**variables)
 
 
 @cache
 def system_prompt() -> str:
     """Shared by every step, so the prompt prefix (system prompt + article) is the same for all of them."""
-    return _env.get_template("system.jinja2").render().strip()
+    return render_file(PROMPTS_DIR / "system.jinja2").strip()
 
 
 def output_format(model: type[BaseModel]) -> str:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from news_reader.grounding import ground_quote
+from news_reader.extraction.grounding import ground_quote
 
 StockPriceChange = Literal["increase", "decrease", "none"]
 QUOTE_MIN_WORDS, QUOTE_MAX_WORDS = 8, 25

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from news_reader.errors import ArticleTooLong, InvalidArticle
+from news_reader.extraction.errors import ArticleTooLong, InvalidArticle
 
 # Share of control or unassigned characters above which input is treated as binary, not text.
 _MAX_ODD_CHAR_SHARE = 0.01

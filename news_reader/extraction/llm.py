@@ -22,7 +22,7 @@ from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from news_reader.errors import (
+from news_reader.extraction.errors import (
     InvalidModelOutput,
     LLMRateLimited,
     LLMRequestFailed,
@@ -30,8 +30,8 @@ from news_reader.errors import (
     LLMUnavailable,
     NewsReaderError,
 )
-from news_reader.prompting import system_prompt
-from news_reader.schemas import StepUsage
+from news_reader.extraction.prompting import system_prompt
+from news_reader.extraction.schemas import StepUsage
 from news_reader.settings import LLMSettings, TelemetrySettings
 
 T = TypeVar("T", bound=BaseModel)

@@ -1,0 +1,154 @@
+"""The graph's node functions, shared by the DAG flow's python nodes and the plain-Python pipeline: a node's answer
+is the JSON-ready dict the flow passes on. A failure that must not lose the rest of the article is recorded in the
+answer, not raised."""
+
+from __future__ import annotations
+
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
+from pydantic import BaseModel, ValidationError
+
+from news_reader.extraction.article import headline
+from news_reader.extraction.errors import InvalidModelOutput, NewsReaderError
+from news_reader.extraction.llm import LLMClient, about_business, parse_output
+from news_reader.extraction.prompting import DEFAULT_VARIANT
+from news_reader.extraction.schemas import (
+    ArticleExtraction,
+    ArticleInfo,
+    BusinessCategory,
+    BusinessSpecificInfo,
+    GeneralInfo,
+    StepError,
+    StepUsage,
+)
+from news_reader.extraction.steps import STEPS
+from news_reader.telemetry.trace_ids import current_trace_id
+
+
+def extract(client: LLMClient, step: str, prompt: str, article: str) -> dict:
+    """A step that needs nothing but its prompt (general_info, business_category): the answer's fields and `usage`."""
+    value, usage = STEPS[step].run(client, prompt, article)
+    return {**value.model_dump(), "usage": usage.model_dump(mode="json")}
+
+
+def businesses_involved(client: LLMClient, prompt: str, article: str) -> dict:
+    """The businesses the article is about. A failure comes back as `error`: the title, summary and classification
+    already paid for must survive it."""
+    try:
+        involved, usage = STEPS["businesses_involved"].run(client, prompt, article)
+    except NewsReaderError as error:
+        failure = StepError(step="businesses_involved", kind=error.kind, message=str(error))
+        usage = getattr(error, "usage", None)
+        return {"businesses": [], "usage": _dump(usage), "error": failure.model_dump()}
+    return {"businesses": involved.businesses, "usage": _dump(usage), "error": None}
+
+
+def business_analysis(
+    client: LLMClient, article: str, businesses: list[str], max_businesses: int, variant: str = DEFAULT_VARIANT
+) -> dict:
+    """One LLM call per business, at most `max_concurrency` at a time; a failure is recorded, not raised."""
+    infos: list[BusinessSpecificInfo] = []
+    usages: list[StepUsage] = []
+    errors = [
+        StepError(step="business_analysis", business=name, kind="skipped",
+                  message=f"more than {max_businesses} businesses (NEWS_READER_MAX_BUSINESSES)")
+        for name in businesses[max_businesses:]
+    ]
+    chosen, step = businesses[:max_businesses], STEPS["business_analysis"]
+
+    def analyze_one(name: str) -> tuple[BaseModel, StepUsage]:
+        with about_business(name):
+            return step.run(client, step.render(article, variant, business=name), article)
+
+    with ThreadPoolExecutor(max_workers=client.settings.max_concurrency) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, analyze_one, name) for name in chosen]
+        for name, future in zip(chosen, futures, strict=True):
+            try:
+                info, usage = future.result()
+            except Exception as error:  # whatever fails, one business must not lose the others
+                known = isinstance(error, NewsReaderError)
+                errors.append(StepError(
+                    step="business_analysis", business=name, kind=error.kind if known else "unexpected_error",
+                    message=str(error) if known else f"{type(error).__name__}: {error}",
+                ))
+                usage = getattr(error, "usage", None)
+            else:
+                infos.append(info.model_copy(update={"business": name}))
+            if usage is not None:
+                usages.append(usage.model_copy(update={"business": name}))
+    return {
+        "business_info": [info.model_dump() for info in infos],
+        "usage": [_dump(usage) for usage in usages],
+        "errors": [error.model_dump() for error in errors],
+    }
+
+
+def assemble(
+    article: str,
+    general_info: dict,
+    business_category: dict,
+    businesses_involved: dict | None = None,
+    business_analysis: dict | None = None,
+) -> ArticleInfo:
+    """The result from the nodes' answers; bypassed nodes (a non-business article) arrive as None."""
+    found = businesses_involved or {"usage": None, "error": None}
+    analysis = business_analysis or {"business_info": [], "usage": [], "errors": []}
+    usage = [general_info["usage"], business_category["usage"], found["usage"], *analysis["usage"]]
+    errors = [found["error"], *analysis["errors"]]
+    return _result(
+        article,
+        GeneralInfo.model_validate({k: general_info[k] for k in GeneralInfo.model_fields}),
+        BusinessCategory.model_validate({k: business_category[k] for k in BusinessCategory.model_fields}),
+        [BusinessSpecificInfo.model_validate(b) for b in analysis["business_info"]],
+        [StepUsage.model_validate(u) for u in usage if u],
+        [StepError.model_validate(e) for e in errors if e],
+    )
+
+
+def single_prompt(client: LLMClient, prompt: str, article: str) -> ArticleInfo:
+    """The whole result from one call. An answer whose only fault is ungrounded quotes (after the repair round) is
+    kept, with those businesses moved to `errors`, so that one bad quote does not lose the article."""
+    try:
+        extraction, usage = STEPS["single_prompt"].run(client, prompt, article)
+    except InvalidModelOutput as error:
+        try:
+            extraction = parse_output(error.raw_output, ArticleExtraction)
+        except ValueError:
+            raise error from None
+        infos, errors = [], []
+        for entry in extraction.business_info:
+            try:
+                infos.append(BusinessSpecificInfo.model_validate(entry.model_dump(), context={"article": article}))
+            except ValidationError as invalid:
+                message = "; ".join(e["msg"] for e in invalid.errors(include_url=False))
+                errors.append(
+                    StepError(step="single_prompt", business=entry.business, kind=error.kind, message=message)
+                )
+        return _result(article, extraction, extraction, infos, [error.usage], errors)
+    assert isinstance(extraction, ArticleExtraction)
+    return _result(article, extraction, extraction, extraction.business_info, [usage], [])
+
+
+def _result(
+    article: str,
+    general: GeneralInfo,
+    category: BusinessCategory,
+    business_info: list[BusinessSpecificInfo],
+    usage: list[StepUsage],
+    errors: list[StepError],
+) -> ArticleInfo:
+    """A headline in the text is the title, verbatim; a non-business article has no business entries."""
+    return ArticleInfo(
+        title=headline(article) or general.title,
+        summary=general.summary,
+        is_about_business=category.is_about_business,
+        business_info=business_info if category.is_about_business else [],
+        trace_id=current_trace_id(),
+        usage=usage,
+        errors=errors,
+    )
+
+
+def _dump(usage: StepUsage | None) -> dict | None:
+    return usage.model_dump(mode="json") if usage is not None else None
