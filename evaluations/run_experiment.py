@@ -39,6 +39,7 @@ from news_reader.evaluation.reference import ReferenceRequestFailed, measure_ref
 from news_reader.evaluation.scoring import JudgedReason, LineScore, empty_answer, line_result, run_metrics
 from news_reader.extraction.prompting import DEFAULT_VARIANT, PROMPTS_DIR, template_file
 from news_reader.extraction.steps import STEPS, parse_variant, variant_id
+from news_reader.flow_nodes import settings_for
 from news_reader.settings import LLMSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -240,10 +241,7 @@ def _reference_settings(pf: PFClient, connection: str, model: str) -> LLMSetting
     """Where the reference request goes: the flow's own server, through its OpenAI-compatible connection. None for
     other connections, whose latency is the deployment's to bound (evaluations/thresholds.yaml)."""
     found = pf.connections.get(connection, with_secrets=True)
-    if not isinstance(found, OpenAIConnection):
-        return None
-    return LLMSettings(base_url=found.base_url or "https://api.openai.com/v1", api_key=found.api_key or None,
-                       model=model)
+    return settings_for(found, model) if isinstance(found, OpenAIConnection) else None
 
 
 def _measure_reference(settings: LLMSettings | None) -> list[int]:

@@ -255,8 +255,8 @@ def test_azure_waits_for_each_run_longer_than_pfazure_default_stream_timeout(wor
 def test_an_azure_record_names_the_connection_endpoint_and_the_uploaded_prompts(azure_record):
     assert azure_record.endpoint == AZURE_OPENAI
     assert azure_record.model == azure_record.judge_model == "gpt-4o-mini"
-    uploaded = {name: sha256_file(PROMPTS_DIR / name) for name in azure_record.prompt_sha256 if name != JUDGE_PROMPT.name}
-    assert azure_record.prompt_sha256 == {**uploaded, JUDGE_PROMPT.name: sha256_file(JUDGE_PROMPT)}
+    steps = {name: sha256_file(PROMPTS_DIR / name) for name in azure_record.prompt_sha256 if name != JUDGE_PROMPT.name}
+    assert azure_record.prompt_sha256 == {**steps, JUDGE_PROMPT.name: sha256_file(JUDGE_PROMPT)}
 
 
 def test_azure_scores_lines_by_the_line_numbers_the_workspace_reports(azure_record):

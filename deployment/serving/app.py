@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 from flask import Flask, Response, g, jsonify, request
-from promptflow.connections import AzureOpenAIConnection, OpenAIConnection
 from promptflow.contracts.run_info import Status
 from promptflow.core._serving.app import create_app as create_promptflow_app
 from promptflow.core._serving.monitor.data_collector import FlowDataCollector
@@ -34,6 +33,7 @@ from deployment.serving.web_pages import PAGE_ROUTES, install_web
 from news_reader import __version__
 from news_reader.extraction.errors import NewsReaderError
 from news_reader.extraction.steps import STEPS, configuration, prompt_node
+from news_reader.flow_nodes import connection_for
 from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings, StoreSettings
 from news_reader.store import Store
 from news_reader.telemetry.metrics import estimate_cost
@@ -51,7 +51,7 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     staged = _stage(find_flow(Path(flow_dir)), llm)
     os.environ["PROMPTFLOW_PROJECT_PATH"] = str(staged)  # where Prompt flow's serving app looks for the flow
     dag = yaml.safe_load((staged / FLOW_FILE).read_text(encoding="utf-8"))
-    connections = [_connection(name, llm) for name in _connection_names(dag)]
+    connections = [connection_for(name, llm) for name in _connection_names(dag)]
     start_telemetry()  # first: Prompt flow's app joins our tracer provider
     app = create_promptflow_app(engine="flask", flow_file_path=staged / FLOW_FILE,
                                 connection_provider=lambda: connections)
@@ -173,21 +173,6 @@ def _served_variant(dag: dict, flow_name: str) -> str:
 
 def _connection_names(dag: dict) -> set[str]:
     return {node["inputs"]["connection"] for node in dag["nodes"] if "connection" in node.get("inputs", {})}
-
-
-def _connection(name: str, llm: LLMSettings) -> OpenAIConnection | AzureOpenAIConnection:
-    """The flow's connection, from the same NEWS_READER_LLM_* settings the core reads (no connection store)."""
-    key = llm.api_key.get_secret_value() if llm.api_key else None
-    if llm.provider == "azure":
-        connection = AzureOpenAIConnection(name=name, api_base=llm.base_url, api_key=key,
-                                           api_version=llm.api_version,
-                                           auth_mode="meid_token" if llm.azure_ad_auth else "key")
-    else:
-        connection = OpenAIConnection(name=name, api_key=key or "none", base_url=llm.resolved_base_url())
-    # Prompt flow 1.18.5's invoker calls `to_execution_connection_dict` on what a connection provider returns, but
-    # the connection classes name that method with a leading underscore.
-    connection.to_execution_connection_dict = connection._to_execution_connection_dict
-    return connection
 
 
 def _failure(error: dict) -> tuple[str, str]:
