@@ -113,9 +113,12 @@ $(BIN)/pip:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "News Reader needs Python 3.11"'
 	$(PYTHON) -m venv $(VENV)
 
-# llama-cpp-python has no Linux wheel on PyPI: build it once and keep the wheel.
+# llama-cpp-python has no Linux wheel on PyPI: build it once and keep the wheel. For AVX2 (x86-64-v3), not for the
+# building CPU: a native build on a Xeon with AVX-512 crashed in its first completion (general protection fault in
+# libggml-cpu), where this one runs. No pip cache: it would hand back a wheel built with other flags.
 $(LLAMA_WHEEL): | $(BIN)/pip
-	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(STATE)/wheels llama-cpp-python==0.3.36
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+		$(BIN)/pip wheel --quiet --no-deps --no-cache-dir --wheel-dir $(STATE)/wheels llama-cpp-python==0.3.36
 
 $(MODEL): $(VENV)/.installed
 	news-reader llm install
