@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 import requests
 from openapi_spec_validator import validate
+from promptflow._core._errors import ToolExecutionError
+from promptflow._utils.exception_utils import ExceptionPresenter
 from pytest_httpserver import HTTPServer
 
+from deployment.serving.app import _failure
+from deployment.serving.score_request import STATUS_OF_KIND
+from news_reader.extraction import errors
 from news_reader.extraction.schemas import ArticleInfo
 from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, running_server
 from tests.fake_llm import FakeLLM, answer, error
@@ -208,3 +213,26 @@ def test_no_key_or_article_text_reaches_the_server_log(endpoint):
     assert "News Reader on http://" in text
     for secret in (SERVING_KEY, LLM_KEY, "rocket skates"):
         assert secret not in text
+
+
+def _reported(exception: Exception) -> dict:
+    """A node's failure as Prompt flow reports it in the flow run's error: serialized, the exception itself gone."""
+    try:
+        raise ToolExecutionError(node_name="general_info") from exception  # how Prompt flow wraps a node's exception
+    except ToolExecutionError as failure:
+        return ExceptionPresenter.create(failure).to_dict()
+
+
+@pytest.mark.parametrize("error", [errors.InvalidArticle("it failed"), errors.ArticleTooLong("it failed"),
+                                   errors.LLMUnavailable("it failed"), errors.LLMTimeout("it failed"),
+                                   errors.LLMRateLimited("it failed"), errors.LLMRequestFailed("it failed"),
+                                   errors.InvalidModelOutput("it failed", raw_output="{")],
+                         ids=lambda error: type(error).__name__)
+def test_a_failed_node_is_answered_with_its_errors_kind_and_status(error):
+    assert _failure(_reported(error)) == (error.kind, "it failed")
+    assert error.kind in STATUS_OF_KIND
+
+
+def test_a_node_failure_of_another_kind_is_a_flow_failure():
+    kind, message = _failure(_reported(ValueError("unexpected")))
+    assert kind == "flow_failed" and "(ValueError) unexpected" in message

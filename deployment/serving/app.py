@@ -10,7 +10,6 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-import yaml
 from flask import Flask, Response, g, jsonify, request
 from promptflow.contracts.run_info import Status
 from promptflow.core._serving.app import create_app as create_promptflow_app
@@ -32,7 +31,8 @@ from deployment.serving.score_request import (
 from deployment.serving.web_pages import PAGE_ROUTES, install_web
 from news_reader import __version__
 from news_reader.extraction.errors import NewsReaderError
-from news_reader.extraction.steps import STEPS, configuration, prompt_node
+from news_reader.extraction.steps import configuration
+from news_reader.flow_dag import default_variants, llm_nodes, read_dag
 from news_reader.flow_nodes import connection_for
 from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings, StoreSettings
 from news_reader.store import Store
@@ -48,45 +48,64 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     """Serve the flow in `flow_dir` (a folder holding flow.dag.yaml, or one level above it)."""
     serving = serving or ServingSettings()
     llm = llm or LLMSettings()
-    staged = _stage(find_flow(Path(flow_dir)), llm)
-    os.environ["PROMPTFLOW_PROJECT_PATH"] = str(staged)  # where Prompt flow's serving app looks for the flow
-    dag = yaml.safe_load((staged / FLOW_FILE).read_text(encoding="utf-8"))
-    connections = [connection_for(name, llm) for name in _connection_names(dag)]
-    start_telemetry()  # first: Prompt flow's app joins our tracer provider
-    app = create_promptflow_app(engine="flask", flow_file_path=staged / FLOW_FILE,
-                                connection_provider=lambda: connections)
-    observe(app)
-    app.wsgi_app = _api_boundary(app.wsgi_app)
-    app.config["MAX_CONTENT_LENGTH"] = serving.max_request_bytes
-    if serving.collect_data:
-        _collect_for_model_monitoring(app)
     max_chars = PipelineSettings().max_article_chars
     api_key = serving.api_key.get_secret_value() if serving.api_key else None
-    about = {"news_reader": __version__, "promptflow": version("promptflow"), "flow": app.flow_name,
-             "model": llm.model, "build_info": os.environ.get("BUILD_INFO", "")}
+    staged = _stage(find_flow(Path(flow_dir)), llm)
+    dag = read_dag(staged)
+    app = _promptflow_app(staged, dag, llm)
+    observe(app)
+    app.wsgi_app = _api_boundary(app.wsgi_app)
+    if serving.collect_data:
+        _collect_for_model_monitoring(app)
+    _check_requests(app, api_key, serving.max_request_bytes, max_chars)
+    _explain_flow_failures(app)
+    _answer_errors_in_json(app)
+    _add_documents(app, llm.model, openapi_document(max_chars, serving.max_request_bytes, auth=api_key is not None))
+    _install_history(app, StoreSettings().url, llm.model, _served_variant(dag, staged.name), max_chars)
+    return app
+
+
+def _promptflow_app(staged: Path, dag: dict, llm: LLMSettings) -> Flask:
+    """Prompt flow's serving app over the staged flow, its LLM connections made from `llm`."""
+    os.environ["PROMPTFLOW_PROJECT_PATH"] = str(staged)  # where Prompt flow's serving app looks for the flow
+    # A round trip Prompt flow requires: its nodes take only connections, which they turn back into settings.
+    connections = [connection_for(name, llm) for name in {node["inputs"]["connection"] for node in llm_nodes(dag)}]
+    start_telemetry()  # first: Prompt flow's app joins our tracer provider
+    return create_promptflow_app(engine="flask", flow_file_path=staged / FLOW_FILE,
+                                 connection_provider=lambda: connections)
+
+
+def _check_requests(app: Flask, api_key: str | None, max_request_bytes: int, max_chars: int) -> None:
+    """Refuse, before the flow runs, a request without the API key and a `/score` request the flow cannot take."""
+    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
 
     @app.before_request
     def check_request():
         if request.endpoint in _OPEN_ROUTES or request.method == "OPTIONS":  # OPTIONS: CORS preflight
-            return None
+            return
         check_api_key(request.headers.get("Authorization"), api_key)
         if request.path == "/score" and request.method != "POST":
             raise RequestRejected("method_not_allowed", f"{request.method} /score: send the article with POST")
-        if request.endpoint != "score":
-            return None
-        if request.accept_mimetypes and not request.accept_mimetypes.accept_json:
-            raise RequestRejected("not_acceptable", f"the answer is JSON; the request accepts only "
-                                                    f"{request.headers.get('Accept')}")
-        if (request.content_length or 0) > serving.max_request_bytes:
-            raise RequestRejected("request_too_large",
-                                  f"request body has {request.content_length:,} bytes; "
-                                  f"the limit is {serving.max_request_bytes:,} (NEWS_READER_SERVING_MAX_REQUEST_BYTES)")
-        parse_score_request(request.get_data(cache=True), request.mimetype or None, max_chars)
-        return None
+        if request.endpoint == "score":
+            _check_score_request(max_request_bytes, max_chars)
 
+
+def _check_score_request(max_request_bytes: int, max_chars: int) -> None:
+    """The current `POST /score` request accepts JSON, is within the size limit and holds an acceptable article."""
+    if request.accept_mimetypes and not request.accept_mimetypes.accept_json:
+        raise RequestRejected("not_acceptable", f"the answer is JSON; the request accepts only "
+                                                f"{request.headers.get('Accept')}")
+    if (request.content_length or 0) > max_request_bytes:
+        raise RequestRejected("request_too_large",
+                              f"request body has {request.content_length:,} bytes; "
+                              f"the limit is {max_request_bytes:,} (NEWS_READER_SERVING_MAX_REQUEST_BYTES)")
+    parse_score_request(request.get_data(cache=True), request.mimetype or None, max_chars)
+
+
+def _explain_flow_failures(app: Flask) -> None:
+    """Prompt flow answers a failed flow with its own error body and status; answer with the node's error."""
     @app.after_request
     def explain_flow_failure(response: Response) -> Response:
-        """Prompt flow answers a failed flow with its own error body and status; answer with the node's error."""
         failed = "flow_result" in g and g.flow_result.run_info.status != Status.Completed
         if request.endpoint == "score" and response.status_code >= 400 and failed:
             error = g.flow_result.run_info.error or {}
@@ -96,6 +115,9 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
             response.status_code = STATUS_OF_KIND[kind]
         return response
 
+
+def _answer_errors_in_json(app: Flask) -> None:
+    """Refused requests, Flask's HTTP errors and unknown routes answered with the API's error body."""
     @app.errorhandler(RequestRejected)
     def rejected(err: RequestRejected):
         response = jsonify(error_body(err.kind, str(err)))
@@ -108,16 +130,23 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
         kind = "request_too_large" if err.code == 413 else "invalid_request"
         return jsonify(error_body(kind, err.description or err.name)), err.code
 
-    app.view_functions["version"] = lambda: {"status": "Healthy", **about}
-    openapi = openapi_document(max_chars, serving.max_request_bytes, auth=api_key is not None)
-    app.add_url_rule("/openapi.json", "openapi", lambda: openapi)
     app.view_functions["staticweb_blueprint.notfound"] = _not_found
-    store = Store(StoreSettings().url)
+
+
+def _add_documents(app: Flask, model: str, openapi: dict) -> None:
+    """`/version` (in place of Prompt flow's) with the versions, the flow and the model served; `/openapi.json`."""
+    about = {"news_reader": __version__, "promptflow": version("promptflow"), "flow": app.flow_name,
+             "model": model, "build_info": os.environ.get("BUILD_INFO", "")}
+    app.view_functions["version"] = lambda: {"status": "Healthy", **about}
+    app.add_url_rule("/openapi.json", "openapi", lambda: openapi)
+
+
+def _install_history(app: Flask, store_url: str, model: str, variant: str, max_chars: int) -> None:
+    """The store of analyses and feedback (its schema migrated), with the feedback and history API and the web page."""
+    store = Store(store_url)
     store.migrate()
-    install_feedback(app, store, model=llm.model, variant=_served_variant(dag, staged.name),
-                     estimate_cost=estimate_cost)
+    install_feedback(app, store, model=model, variant=variant, estimate_cost=estimate_cost)
     install_web(app, store, max_chars)
-    return app
 
 
 def _collect_for_model_monitoring(app: Flask) -> None:
@@ -164,19 +193,15 @@ def _stage(flow_dir: Path, llm: LLMSettings) -> Path:
 def _served_variant(dag: dict, flow_name: str) -> str:
     """The configuration served, named as experiments name it: `default`, `<step>=<variant>` for each prompt whose
     default variant is not variant_0, `single_prompt` for the baseline flow, or another flow's folder name."""
-    if not dag.get("node_variants"):
-        return "single_prompt" if flow_name == "news_reader_single" else flow_name
-    defaults = {step: dag["node_variants"][prompt_node(step)]["default_variant_id"]
-                for step in STEPS if prompt_node(step) in dag["node_variants"]}
-    return configuration(defaults)
-
-
-def _connection_names(dag: dict) -> set[str]:
-    return {node["inputs"]["connection"] for node in dag["nodes"] if "connection" in node.get("inputs", {})}
+    defaults = default_variants(dag)
+    if "single_prompt" in defaults:
+        return "single_prompt"
+    return configuration(defaults) if defaults else flow_name
 
 
 def _failure(error: dict) -> tuple[str, str]:
     """The failure kind and message of a failed flow run, from the node exception Prompt flow reports."""
+    # By class name: Prompt flow keeps only a node exception's class name and message, not the exception or its kind.
     for detail in error.get("additionalInfo") or []:
         exception = detail.get("info") or {}
         if exception.get("type") in _KINDS:

@@ -89,6 +89,7 @@ def parse_score_request(body: bytes, mimetype: str | None, max_chars: int) -> Sc
     """The request, or RequestRejected saying what is wrong with it."""
     request = parse_json_body(body, mimetype, ScoreRequest, "the article", '{"article": "..."}')
     try:
+        # The flow's node prepares it again (the flow is self-contained); a bad one is refused here, before the flow.
         prepare_article(request.article, max_chars)
     except ArticleTooLong as err:
         raise RequestRejected("article_too_long", str(err)) from err
