@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-FLOW_FILE = "flow.dag.yaml"
+from news_reader.flow_dag import FLOW_FILE, llm_nodes, read_dag
+
 # Local test and run artifacts, never part of what is served.
 _SKIP = shutil.ignore_patterns(".promptflow", "__pycache__", "*.pyc", ".runs")
 
@@ -22,7 +23,7 @@ def stage_flow(flow_dir: Path, dest: Path, *, model: str | None = None) -> Path:
     """Copy `flow_dir` into `dest` (which must not exist) with its additional includes resolved; with `model`, set
     the `model` input of every node that has one."""
     flow_dir = Path(flow_dir).resolve()
-    dag = yaml.safe_load((flow_dir / FLOW_FILE).read_text(encoding="utf-8"))
+    dag = read_dag(flow_dir)
     _copy(flow_dir, Path(dest))
     for include in dag.pop("additional_includes", []):
         source = (flow_dir / include).resolve()
@@ -30,9 +31,8 @@ def stage_flow(flow_dir: Path, dest: Path, *, model: str | None = None) -> Path:
             raise FileNotFoundError(f"{flow_dir / FLOW_FILE}: additional include {include} does not exist")
         _copy(source, Path(dest) / source.name)
     if model is not None:
-        for node in dag["nodes"]:
-            if "model" in node.get("inputs", {}):
-                node["inputs"]["model"] = model
+        for node in llm_nodes(dag):
+            node["inputs"]["model"] = model
     (Path(dest) / FLOW_FILE).write_text(yaml.safe_dump(dag, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return Path(dest)
 

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import yaml
 from promptflow.client import PFClient
 from promptflow.entities import OpenAIConnection
 
@@ -39,6 +38,7 @@ from news_reader.evaluation.reference import ReferenceRequestFailed, measure_ref
 from news_reader.evaluation.scoring import JudgedReason, LineScore, empty_answer, line_result, run_metrics
 from news_reader.extraction.prompting import DEFAULT_VARIANT, PROMPTS_DIR, template_file
 from news_reader.extraction.steps import STEPS, parse_variant, variant_id
+from news_reader.flow_dag import llm_nodes, read_dag
 from news_reader.flow_nodes import settings_for
 from news_reader.settings import LLMSettings
 
@@ -278,17 +278,13 @@ def _completed_lines(pf: PFClient, flow_run: str) -> int:
     return count_lines(outputs) if outputs.is_file() else 0
 
 
-def _dag(flow: Path) -> dict:
-    return yaml.safe_load((flow / "flow.dag.yaml").read_text())
-
-
 def _llm_nodes(flow: Path) -> list[str]:
     """Nodes that take a connection: the ones `--connection` and `--model` apply to."""
-    return [n["name"] for n in _dag(flow)["nodes"] if "connection" in n.get("inputs", {})]
+    return [node["name"] for node in llm_nodes(read_dag(flow))]
 
 
 def _dag_model(flow: Path) -> str:
-    return next(n["inputs"]["model"] for n in _dag(flow)["nodes"] if "model" in n.get("inputs", {}))
+    return llm_nodes(read_dag(flow))[0]["inputs"]["model"]
 
 
 def _endpoint(pf: PFClient, connection: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
@@ -62,6 +63,28 @@ def analyze_command(paths, as_json, variant_specs, single, endpoint, model) -> N
         seconds = time.perf_counter() - started
         click.echo(info.model_dump_json() if as_json else _human(path, info, seconds))
     sys.exit(1 if failed else 0)
+
+
+@main.group()
+def flows() -> None:
+    """The DAG flows' files."""
+
+
+@flows.command("sync")
+@click.argument("flow_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a DAG is not in sync with its templates.")
+def flows_sync(flow_dirs: tuple[Path, ...], check: bool) -> None:
+    """Write each DAG flow's prompt variants (its node_variants) from the template files, after a
+    `<step>__<variant>.jinja2` was added or removed. FLOW_DIRS default to every flow under ./flows."""
+    from news_reader.flow_dag import FLOW_FILE, sync_variants
+
+    stale = []
+    for flow in flow_dirs or sorted(p.parent for p in Path("flows").glob(f"*/{FLOW_FILE}")):
+        changed = sync_variants(flow, write=not check)
+        stale += [flow] if changed else []
+        click.echo(f"{flow}: {('out of sync' if check else 'updated') if changed else 'in sync'}")
+    if check and stale:
+        sys.exit(1)
 
 
 @main.group()

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from news_reader.store import Store
-from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, running_server
+from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, REPO, running_server
 from tests.fake_llm import FakeLLM, answer, error, raw
 
 KEY = "feedback-key-3c1d"
@@ -188,3 +188,11 @@ def test_an_unknown_analysis_is_404(server):
     url, _ = server
     response = requests.get(f"{url}/api/analyses/nope", headers=AUTH, timeout=10)
     assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize(("flow", "served"), [("news_reader", "default"), ("news_reader_single", "single_prompt")])
+def test_what_is_served_is_named_as_experiments_name_it(flow, served):
+    from deployment.serving.app import _served_variant
+    from news_reader.flow_dag import read_dag
+
+    assert _served_variant(read_dag(REPO / "flows" / flow), flow) == served

@@ -35,18 +35,28 @@ def test_both_flows_carry_the_same_sample_data():
     assert (FLOWS[0] / "data.jsonl").read_text() == (FLOWS[1] / "data.jsonl").read_text()
 
 
-def test_the_dag_offers_exactly_the_prompt_variants_the_step_registry_finds():
+@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f.name)
+def test_every_prompt_node_offers_exactly_the_variants_its_templates_give(flow):
     from news_reader.extraction.prompting import template_file
     from news_reader.extraction.steps import STEPS, prompt_node
+    from news_reader.flow_dag import nodes, read_dag
 
-    dag = yaml.safe_load((FLOWS[0] / "flow.dag.yaml").read_text())
+    dag = read_dag(flow)
     offered = dict(dag.get("node_variants", {}))
-    for step in STEPS.values():
-        if len(step.variants) == 1:
-            assert prompt_node(step.name) not in offered, f"{step.name} has one prompt but the DAG offers variants"
-            continue
-        spec = offered.pop(prompt_node(step.name))
+    prompt_nodes = [node["name"] for node in nodes(dag) if node["type"] == "prompt"]
+    assert prompt_nodes and all(node.get("use_variants") for node in dag["nodes"] if node["name"] in prompt_nodes)
+    for name in prompt_nodes:
+        step = STEPS[name.removesuffix("_prompt")]
+        assert prompt_node(step.name) == name
+        spec = offered.pop(name)
         assert spec["default_variant_id"] == step.variants[0]
         assert {variant: spec["variants"][variant]["node"]["source"]["path"] for variant in spec["variants"]} == {
             variant: f"news_reader/extraction/prompts/{template_file(step.name, variant)}" for variant in step.variants}
     assert offered == {}, f"variants of nodes that are no step's prompt: {', '.join(offered)}"
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f.name)
+def test_the_committed_dag_is_what_news_reader_flows_sync_writes(flow):
+    from news_reader.flow_dag import sync_variants
+
+    assert sync_variants(flow, write=False) is False, "run `news-reader flows sync` and commit the DAG it writes"

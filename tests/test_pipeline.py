@@ -1,11 +1,12 @@
-"""The plain-Python pipeline: the step graph, fan-out, and what happens when parts fail."""
+"""The extraction on the plain-Python path: the step graph, fan-out, and what happens when parts fail. The DAG flow
+runs the same node functions (tests/test_flows.py checks that it gives the same result)."""
 
 import pytest
 
 from news_reader.extraction.errors import InvalidModelOutput, LLMRequestFailed
 from news_reader.extraction.pipeline import analyze, analyze_single
 from news_reader.settings import PipelineSettings
-from tests.conftest import ACME_QUOTE, ARTICLE, GLOBEX_ANSWER, GLOBEX_QUOTE, SPORT_ARTICLE
+from tests.conftest import ACME_ANSWER, ACME_QUOTE, ARTICLE, GLOBEX_ANSWER, GLOBEX_QUOTE, SPORT_ARTICLE
 from tests.fake_llm import answer, error, raw, slow
 
 
@@ -47,6 +48,21 @@ def test_one_business_failing_keeps_the_others(business_script, fake_settings):
     assert (failure.business, failure.kind) == ("Globex", "invalid_model_output")
     globex_usage = [u for u in info.usage if u.business == "Globex"]
     assert globex_usage[0].calls == 2
+
+
+def test_a_business_whose_server_fails_keeps_the_others_and_a_repaired_answer_counts(business_script, fake_settings):
+    business_script.script("BusinessSpecificInfo:Acme Corp", error(500))
+    business_script.script("BusinessSpecificInfo:Globex", raw("{"), answer(GLOBEX_ANSWER))
+    info = analyze(ARTICLE, fake_settings.model_copy(update={"max_retries": 1, "max_retry_wait_s": 0.2}))
+    assert [b.business for b in info.business_info] == ["Globex"]
+    assert [(e.business, e.kind) for e in info.errors] == [("Acme Corp", "llm_request_failed")]
+
+
+def test_a_business_whose_answer_is_too_slow_times_out_and_the_others_are_kept(business_script, fake_settings):
+    business_script.script("BusinessSpecificInfo:Acme Corp", slow(answer(ACME_ANSWER), 3))
+    info = analyze(ARTICLE, fake_settings.model_copy(update={"timeout_s": 1, "max_retries": 0}))
+    assert [b.business for b in info.business_info] == ["Globex"]
+    assert [(e.business, e.kind) for e in info.errors] == [("Acme Corp", "llm_timeout")]
 
 
 def test_a_rate_limited_business_is_retried_not_lost(business_script, fake_settings):

@@ -24,17 +24,17 @@ def _environment(directory: Path) -> SandboxedEnvironment:
     )
 
 
-def template_file(step: str, variant: str = DEFAULT_VARIANT) -> str:
+def template_file(step: str, variant: str = DEFAULT_VARIANT, templates: Path = PROMPTS_DIR) -> str:
     """`general_info` + `variant_1` -> `general_info__variant_1.jinja2` (variant_0 is the plain name)."""
     name = f"{step}.jinja2" if variant == DEFAULT_VARIANT else f"{step}__{variant}.jinja2"
-    if not (PROMPTS_DIR / name).is_file():
+    if not (templates / name).is_file():
         raise ValueError(f"no prompt variant {variant!r} for step {step!r} (looked for prompts/{name})")
     return name
 
 
-def variants(step: str) -> list[str]:
+def variants(step: str, templates: Path = PROMPTS_DIR) -> list[str]:
     """The variants a step has, variant_0 first."""
-    found = sorted(p.name.removesuffix(".jinja2").split("__")[1] for p in PROMPTS_DIR.glob(f"{step}__*.jinja2"))
+    found = sorted(p.name.removesuffix(".jinja2").split("__")[1] for p in templates.glob(f"{step}__*.jinja2"))
     return [DEFAULT_VARIANT, *found]
 
 
