@@ -3,8 +3,8 @@
 import pytest
 
 from news_reader.extraction.prompting import PROMPTS_DIR, output_format, render, template_file, variants
-from news_reader.extraction.schemas import BusinessSpecificInfo
-from news_reader.extraction.steps import STEPS, output_formats
+from news_reader.extraction.schemas import QUOTE_MAX_WORDS, QUOTE_MIN_WORDS, BusinessSpecificInfo
+from news_reader.extraction.steps import STEPS, prompt_inputs
 
 ARTICLE = "Acme profits soar\n\nAcme said {{ 7 * 7 }} times that profits rose."
 
@@ -15,7 +15,7 @@ def all_templates():
 
 @pytest.mark.parametrize(("step", "variant"), all_templates())
 def test_every_prompt_starts_with_the_same_article_block_so_servers_can_cache_it(step, variant):
-    prompt = render(step, variant, article=ARTICLE, output_format="F", business="Acme")
+    prompt = render(step, variant, article=ARTICLE, output_format="F", business="Acme", quote_words="8 to 25")
     assert prompt.startswith(f"<article>\n{ARTICLE}\n</article>\n\n")
     assert prompt.rstrip().endswith("F")
 
@@ -43,13 +43,21 @@ def test_output_format_names_every_field_with_its_type_and_description():
 
 
 def test_nested_lists_of_objects_are_described_with_their_fields():
-    assert '  - "stock_price_change"' in output_formats()["single_prompt"]
+    assert '  - "stock_price_change"' in prompt_inputs()["single_prompt"]
 
 
 @pytest.mark.parametrize(("step", "variant"), all_templates())
 def test_rendering_matches_prompt_flow_prompt_nodes(step, variant):
     from promptflow.tools.template_rendering import render_template_jinja2
 
-    variables = {"article": ARTICLE, "output_format": "F", "business": "Acme"}
+    variables = {"article": ARTICLE, "output_format": "F", "business": "Acme", "quote_words": "8 to 25"}
     template = (PROMPTS_DIR / template_file(step, variant)).read_text()
     assert render(step, variant, **variables) == str(render_template_jinja2(template, **variables))
+
+
+@pytest.mark.parametrize(("step", "variant"), all_templates())
+def test_a_template_takes_the_quote_length_from_the_schema_not_a_copy_of_it(step, variant):
+    text = (PROMPTS_DIR / template_file(step, variant)).read_text()
+    assert str(QUOTE_MAX_WORDS) not in text
+    if "quote" in STEPS[step].output_format:
+        assert f"{QUOTE_MIN_WORDS} to {QUOTE_MAX_WORDS}" in STEPS[step].render(ARTICLE, variant, business="Acme")

@@ -10,7 +10,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from news_reader.extraction.article import prepare_article
-from news_reader.extraction.errors import ArticleTooLong, InvalidArticle
+from news_reader.extraction.errors import ArticleTooLong, InvalidArticle, validation_message
 
 M = TypeVar("M", bound=BaseModel)
 # HTTP status of each failure kind: the request's own, news_reader.extraction.errors' kinds, and any other flow failure.
@@ -81,8 +81,7 @@ def parse_json_body(body: bytes, mimetype: str | None, model: type[M], what: str
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in err.errors())
-        raise RequestRejected("invalid_field", problems) from err
+        raise RequestRejected("invalid_field", validation_message(err, "body")) from err
 
 
 def parse_score_request(body: bytes, mimetype: str | None, max_chars: int) -> ScoreRequest:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from news_reader.evaluation.gate import Thresholds, check
 from news_reader.evaluation.records import ExperimentRecord
-from news_reader.extraction.errors import NewsReaderError
+from news_reader.extraction.errors import NewsReaderError, validation_message
 
 # Exit codes: 0 passed, 1 a check failed, 2 the input could not be used.
 _UNUSABLE = 2
@@ -79,8 +79,7 @@ def _load(path: Path) -> ExperimentRecord:
     except OSError as error:
         raise NewsReaderError(f"{path}: cannot read record: {error.strerror}") from error
     except ValidationError as error:
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in error.errors()]
-        raise NewsReaderError(f"{path}: not an experiment record: {'; '.join(problems)}") from error
+        raise NewsReaderError(f"{path}: not an experiment record: {validation_message(error, 'file')}") from error
 
 
 def _fail(message: str) -> NoReturn:

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from news_reader.evaluation.records import METRICS, ExperimentRecord
-from news_reader.extraction.errors import NewsReaderError
+from news_reader.extraction.errors import NewsReaderError, validation_message
 
 THRESHOLDS_VERSION = 1
 
@@ -59,9 +59,8 @@ class Thresholds(BaseModel):
         except yaml.YAMLError as error:
             raise GateError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from error
         except ValidationError as error:
-            problems = [f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg'].removeprefix('Value error, ')}"
-                        for e in error.errors()]
-            raise GateError(f"{path}: invalid thresholds: {'; '.join(problems)}") from error
+            problems = validation_message(error, "file", drop_value_error=True)
+            raise GateError(f"{path}: invalid thresholds: {problems}") from error
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """Typed errors: every failure a user can meet has a kind and a one-line message."""
 
+from __future__ import annotations
+
+from pydantic import ValidationError
+
 
 class NewsReaderError(Exception):
     """Base class; `kind` is a stable, machine-readable name for the failure."""
@@ -37,3 +41,13 @@ class InvalidModelOutput(NewsReaderError):
     def __init__(self, message: str, raw_output: str):
         super().__init__(message)
         self.raw_output = raw_output
+
+
+def validation_message(error: ValidationError, whole: str, drop_value_error: bool = False) -> str:
+    """A pydantic error as one line, `location: message; ...`, where `whole` names the validated value itself; with
+    `drop_value_error`, without the "Value error, " that pydantic puts before a validator's own message."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        message = problem["msg"].removeprefix("Value error, ") if drop_value_error else problem["msg"]
+        problems.append(f"{'.'.join(map(str, problem['loc'])) or whole}: {message}")
+    return "; ".join(problems)

@@ -13,6 +13,8 @@ from news_reader.extraction.llm import LLMClient
 from news_reader.extraction.prompting import DEFAULT_VARIANT, output_format, render
 from news_reader.extraction.prompting import variants as template_variants
 from news_reader.extraction.schemas import (
+    QUOTE_MAX_WORDS,
+    QUOTE_MIN_WORDS,
     ArticleExtraction,
     BusinessCategory,
     BusinessesInvolved,
@@ -44,7 +46,8 @@ class Step:
         return output_format(self.output)
 
     def render(self, article: str, variant: str = DEFAULT_VARIANT, **variables: str) -> str:
-        return render(self.name, variant, article=article, output_format=self.output_format, **variables)
+        return render(self.name, variant, article=article, output_format=self.output_format, quote_words=QUOTE_WORDS,
+                      **variables)
 
     def run(self, client: LLMClient, prompt: str, article: str) -> tuple[BaseModel, StepUsage]:
         context = {"article": article} if self.quotes_article else None
@@ -61,14 +64,16 @@ STEPS: dict[str, Step] = {step.name: step for step in (
     Step("business_analysis", BusinessSpecificInfo, max_tokens=300, quotes_article=True),
     Step("single_prompt", ArticleExtraction, max_tokens=1200, quotes_article=True),
 )}
+QUOTE_WORDS = f"{QUOTE_MIN_WORDS} to {QUOTE_MAX_WORDS}"
 # `general_info=variant_1`, or Prompt flow's variant id `${general_info_prompt.variant_1}`.
 _VARIANT_SPEC = re.compile(r"^(?:\$\{(?P<node>\w+?)(?:_prompt)?\.(?P<id>\w+)\}|(?P<step>\w+)=(?P<variant>\w+))$")
 
 
 @cache
-def output_formats() -> dict[str, str]:
-    """The answer format of every step, for the DAG's prompt nodes (do not mutate)."""
-    return {name: step.output_format for name, step in STEPS.items()}
+def prompt_inputs() -> dict[str, str]:
+    """What the DAG's prompt nodes fill in besides the article: each step's answer format under the step's name, and
+    `quote_words`, the length a quote must have (do not mutate)."""
+    return {**{name: step.output_format for name, step in STEPS.items()}, "quote_words": QUOTE_WORDS}
 
 
 def parse_variant(spec: str) -> tuple[str, str]:
