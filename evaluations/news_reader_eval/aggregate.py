@@ -1,3 +1,5 @@
+"""The aggregate node: the run's metrics over every scored line, logged for `pf run show-metrics`."""
+
 from promptflow.core import log_metric, tool
 
 from news_reader.evaluation.scoring import JudgedReason, LineScore, aggregate

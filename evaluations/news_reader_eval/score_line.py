@@ -1,3 +1,5 @@
+"""The score_line node: one article's predictions scored against its labels."""
+
 from promptflow.core import tool
 
 from news_reader.evaluation.scoring import score_line
