@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings
 from news_reader import local_model, local_server
 from news_reader.evaluation.cli import evaluation
 from news_reader.extraction.errors import InvalidArticle, NewsReaderError
-from news_reader.settings import LLMSettings, LocalModelSettings, PipelineSettings
+from news_reader.settings import LLMSettings, LocalModelSettings, PipelineSettings, setting_problems
 from news_reader.store.cli import database, feedback
 
 if TYPE_CHECKING:
@@ -193,9 +193,7 @@ def _settings(cls: type[SettingsT], **overrides: object) -> SettingsT:
     try:
         return cls(**overrides)
     except ValidationError as error:
-        prefix = cls.model_config.get("env_prefix", "")
-        problems = [f"{prefix}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()]
-        _fail("invalid setting: " + "; ".join(problems))
+        _fail(f"invalid setting: {setting_problems(cls, error)}")
 
 
 def _human(path: str, info: ArticleInfo, seconds: float) -> str:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import DirectoryPath, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_STATE_DIR = Path(__file__).resolve().parents[1] / ".state"
 LOCAL_MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
+# The price table shipped with the package; NEWS_READER_PRICES_FILE points at another.
+PRICES_FILE = Path(__file__).resolve().parent / "prices.yaml"
 
 StructuredOutput = Literal["auto", "json_schema", "json_object_schema", "json_object"]
 
@@ -20,11 +22,16 @@ class LocalModelSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NEWS_READER_LOCAL_", frozen=True)
 
+    # Where the model file, the server's log and its pid file are kept.
     state_dir: Path = REPO_STATE_DIR
+    # Where the server listens; `make setup` points the `news_reader_llm` connection at the port.
     host: str = "127.0.0.1"
     port: int = 8077
+    # The model's context window, in tokens.
     n_ctx: int = 8192
+    # CPU threads for inference: all cores.
     n_threads: int = os.cpu_count() or 2
+    # Seconds the server may take to load the model and answer its health check.
     start_timeout_s: float = 120.0
 
     @property
@@ -43,23 +50,35 @@ class LocalModelSettings(BaseSettings):
 class LLMSettings(BaseSettings):
     """Which LLM to call and how. Pointing at Azure OpenAI or OpenAI is a change of these values only."""
 
-    model_config = SettingsConfigDict(env_prefix="NEWS_READER_LLM_", frozen=True)
+    # validate_by_name: `log_content` keeps its variable's name without the prefix but is passed by field name.
+    model_config = SettingsConfigDict(env_prefix="NEWS_READER_LLM_", frozen=True, validate_by_name=True)
 
+    # `openai` (any OpenAI-compatible API) or `azure`.
     provider: Literal["openai", "azure"] = "openai"
     # None means the embedded local server; for Azure this is the resource endpoint.
     base_url: str | None = None
+    # None for the local server, or on Azure with Entra ID.
     api_key: SecretStr | None = None
     # The model name, or the deployment name on Azure OpenAI.
     model: str = LOCAL_MODEL_ALIAS
+    # Azure OpenAI's API version; strict structured outputs need 2024-08-01 or later.
     api_version: str = "2024-10-21"
     # Azure only: authenticate with Microsoft Entra ID (DefaultAzureCredential) instead of a key.
     azure_ad_auth: bool = False
+    # How answers are held to their JSON Schema; see resolved_structured_output.
     structured_output: StructuredOutput = "auto"
+    # Sampling temperature; 0 keeps answers as repeatable as the model allows.
     temperature: float = 0.0
+    # Seconds per request.
     timeout_s: float = 300.0
+    # Retries of 408/409/429/5xx, timeouts and connection errors, with exponential backoff and jitter.
     max_retries: int = 3
+    # The longest wait between retries; a longer Retry-After fails at once.
     max_retry_wait_s: float = 60.0
+    # Concurrent LLM calls per process.
     max_concurrency: int = 4
+    # Put prompts and answers into spans and log events. Off: logs carry no article text, prompt or answer.
+    log_content: bool = Field(False, validation_alias="NEWS_READER_LOG_CONTENT")
 
     def resolved_base_url(self) -> str | None:
         if self.base_url is None and self.provider == "openai":
@@ -82,17 +101,22 @@ class PipelineSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NEWS_READER_", frozen=True)
 
+    # Longer articles are refused.
     max_article_chars: int = 20_000
+    # Businesses analysed per article; the rest are reported as errors.
     max_businesses: int = 5
 
 
 class ServingSettings(BaseSettings):
     """The HTTP endpoint: where it listens, who may call it, and how much it reads."""
 
-    model_config = SettingsConfigDict(env_prefix="NEWS_READER_SERVING_", frozen=True)
+    # validate_by_name: `flow_dir` keeps its variable's name without the prefix but is passed by field name.
+    model_config = SettingsConfigDict(env_prefix="NEWS_READER_SERVING_", frozen=True, validate_by_name=True)
 
+    # Where the server listens (--host, --port).
     host: str = "127.0.0.1"
     port: int = 8080
+    # Waitress worker threads.
     threads: int = 4
     # When set, POST /score needs `Authorization: Bearer <key>`; health, version and the OpenAPI document stay open.
     api_key: SecretStr | None = None
@@ -101,6 +125,8 @@ class ServingSettings(BaseSettings):
     # Azure ML's data collector: each request's inputs, outputs and spans, which the model monitor reads. The
     # deployment turns it on; elsewhere there is no collector to send to.
     collect_data: bool = False
+    # The flow to serve (--flow); None: the registered flow under AZUREML_MODEL_DIR in Azure ML, else flows/news_reader.
+    flow_dir: DirectoryPath | None = Field(None, validation_alias="NEWS_READER_FLOW_DIR")
 
 
 class StoreSettings(BaseSettings):
@@ -109,6 +135,7 @@ class StoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NEWS_READER_DATABASE_", frozen=True)
 
+    # SQLAlchemy URL of the database.
     url: str = f"sqlite:///{REPO_STATE_DIR / 'news_reader.db'}"
 
 
@@ -121,7 +148,55 @@ class TelemetrySettings(BaseSettings):
     # Prompt flow's local trace service and UI (`make traces`). The server sends its spans there when it answers at
     # start; empty turns the check off.
     trace_ui_url: str = "http://127.0.0.1:23333"
-    # Put prompts and answers into spans and log events. Off: logs carry no article text, prompt or answer.
-    log_content: bool = False
     # USD per million input, cached input and output tokens, per model (or Azure deployment) name.
-    prices_file: Path = Path(__file__).resolve().parent / "prices.yaml"
+    prices_file: Path = PRICES_FILE
+
+
+class AzureMLSettings(BaseSettings):
+    """`python -m deployment.azureml`: the endpoint, its blue/green rollout and its monitoring. Each has a command line
+    option, which wins. An empty variable counts as unset, as CD passes a GitHub variable nobody set."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWS_READER_", frozen=True, env_ignore_empty=True)
+
+    # The online endpoint's name, unique in the Azure region.
+    endpoint: str = "news-reader"
+    # Rollout: Application Insights for the deployment's traces; None: none.
+    appinsights_connection_string: str | None = None
+    # Rollout: instances per deployment; None: deployment.yaml's.
+    instance_count: int | None = None
+    # Rollout: the new slot's traffic share in percent after each step, comma-separated, rising to 100.
+    traffic_steps: str = "10,50,100"
+    # Rollout: seconds of real traffic before each re-check.
+    step_wait_s: float = 60.0
+    # Monitor: the deployment to monitor; None: the live one.
+    deployment: str | None = None
+    # Monitor: the Azure OpenAI deployment that judges quality; None: AZURE_OPENAI_DEPLOYMENT.
+    judge_deployment: str | None = None
+    # Monitor: who gets the alerts, separated by spaces.
+    alert_emails: Annotated[tuple[str, ...], NoDecode] = ()
+    # Monitor: an existing action group for the metric alerts, instead of one mailing alert_emails.
+    action_group_id: str | None = None
+
+    @field_validator("alert_emails", mode="before")
+    @classmethod
+    def _split_on_spaces(cls, value: object) -> object:
+        """The variable is addresses separated by spaces, not the JSON list pydantic-settings expects (NoDecode)."""
+        return value.split() if isinstance(value, str) else value
+
+
+def env_name(settings: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets `field` of `settings`: its alias, else the class's prefix and its name."""
+    alias = settings.model_fields[field].validation_alias
+    if isinstance(alias, str):
+        return alias
+    return f"{settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def setting_problems(settings: type[BaseSettings], error: ValidationError) -> str:
+    """`error` from reading `settings` as one line, `VARIABLE: message; ...`."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        key = str(problem["loc"][0])
+        # A field set through its alias is located at the alias, which is the variable's name already.
+        problems.append(f"{env_name(settings, key) if key in settings.model_fields else key}: {problem['msg']}")
+    return "; ".join(problems)

@@ -9,16 +9,23 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from news_reader.settings import LOCAL_MODEL_ALIAS
-from news_reader.telemetry.metrics import estimate_cost, exposition, price_table, record_feedback
+from news_reader.settings import LOCAL_MODEL_ALIAS, PRICES_FILE
+from news_reader.telemetry.metrics import (
+    estimate_cost,
+    exposition,
+    price_table,
+    record_feedback,
+    use_price_table,
+)
 
 
 @pytest.fixture
-def prices(tmp_path, monkeypatch):
+def prices(tmp_path):
     table = tmp_path / "prices.yaml"
     table.write_text("fake: {input: 2.0, cached_input: 0.5, output: 8.0}\nno-cache-price: {input: 1.0, output: 1.0}\n")
-    monkeypatch.setenv("NEWS_READER_PRICES_FILE", str(table))
-    return table
+    use_price_table(table)
+    yield table
+    use_price_table(PRICES_FILE)
 
 
 def sample(name: str, **labels: str) -> float:

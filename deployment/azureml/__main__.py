@@ -1,19 +1,23 @@
 """`python -m deployment.azureml`: create the endpoint, roll out a release blue/green, set up monitoring.
 
-Every option can come from the environment variable shown in --help. `--dry-run` builds and validates every object
-offline and prints the plan and the objects; it uses no credential and contacts nothing.
+Every option can come from the environment variable shown in --help; News Reader's own (NEWS_READER_*) are read
+through news_reader/settings.py, once per command. `--dry-run` builds and validates every object offline and prints
+the plan and the objects; it uses no credential and contacts nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from itertools import pairwise
 
 import click
+import pydantic
 from azure.ai.ml.exceptions import MlException
 from azure.core.exceptions import AzureError
 from marshmallow import ValidationError
+from pydantic_settings import BaseSettings
 
 from deployment.azureml import REPO, monitoring
 from deployment.azureml.ml_ops import MLClientOps, ml_client, monitor_client
@@ -28,6 +32,7 @@ from deployment.azureml.objects import (
     to_yaml,
 )
 from deployment.azureml.rollout import RolloutFailed, Strategy, live_slot, plan, roll_out
+from news_reader.settings import AzureMLSettings, StoreSettings, env_name, setting_problems
 
 SAMPLE_ARTICLE = REPO / "flows" / "sample_article.txt"
 # Raised by the loaders and our own checks when a definition is wrong.
@@ -38,14 +43,43 @@ logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
 logging.getLogger("msrest.serialization").setLevel(logging.ERROR)
 
 
+class _Setting(click.Option):
+    """An option whose variable is the settings field `field` of `settings`, read through that class once per
+    command rather than by click; --help still shows it. `fallback`: other tools' variables, for when it is unset."""
+
+    def __init__(self, *args, field: str, settings: type[BaseSettings] = AzureMLSettings,
+                 fallback: tuple[str, ...] = (), **kwargs):
+        self.settings, self.field, self.fallback = settings, field, fallback
+        if (default := settings.model_fields[field].default) is not None:  # an explicit None would satisfy required
+            kwargs.setdefault("default", default)
+        super().__init__(*args, envvar=[env_name(settings, field), *fallback], show_envvar=True, **kwargs)
+
+    def value_from_envvar(self, ctx: click.Context):
+        settings = _settings(ctx, self.settings)
+        if self.field in settings.model_fields_set:
+            return getattr(settings, self.field)
+        return next((os.environ[name] for name in self.fallback if os.environ.get(name)), None)
+
+
+def _settings(ctx: click.Context, cls: type[BaseSettings]) -> BaseSettings:
+    """`cls` from the environment, read once per command; a bad value is a usage error naming its variable."""
+    read = ctx.meta.setdefault("news_reader.settings", {})
+    if cls not in read:
+        try:
+            read[cls] = cls()
+        except pydantic.ValidationError as error:
+            raise click.UsageError(f"invalid setting: {setting_problems(cls, error)}") from None
+    return read[cls]
+
+
 def _workspace_options(command):
     options = [
         click.option("--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", required=True, show_envvar=True),
         click.option("--resource-group", envvar="AZURE_RESOURCE_GROUP", required=True, show_envvar=True),
         click.option("--workspace", envvar="AZUREML_WORKSPACE", required=True, show_envvar=True,
                      help="Azure ML workspace name."),
-        click.option("--endpoint", envvar="NEWS_READER_ENDPOINT", default="news-reader", show_default=True,
-                     show_envvar=True, help="Online endpoint name (unique in the Azure region)."),
+        click.option("--endpoint", cls=_Setting, field="endpoint", show_default=True,
+                     help="Online endpoint name (unique in the Azure region)."),
         click.option("--dry-run", is_flag=True, help="Build and validate everything offline, print it, stop."),
     ]
     for option in reversed(options):
@@ -93,17 +127,18 @@ def endpoint(subscription_id, resource_group, workspace, endpoint, dry_run) -> N
               help="Azure OpenAI deployment every LLM node calls.")
 @click.option("--openai-api-version", envvar="AZURE_OPENAI_API_VERSION", show_envvar=True,
               help="Azure OpenAI API version [default: the app's].")
-@click.option("--appinsights-connection-string", envvar="NEWS_READER_APPINSIGHTS_CONNECTION_STRING",
-              show_envvar=True, help="Application Insights for the container's traces [default: none].")
-@click.option("--database-url", envvar="NEWS_READER_DATABASE_URL", show_envvar=True,
+@click.option("--appinsights-connection-string", cls=_Setting, field="appinsights_connection_string",
+              help="Application Insights for the container's traces [default: none].")
+# The app's own database setting, passed on to the deployment; unset here means none (not the app's local SQLite).
+@click.option("--database-url", cls=_Setting, settings=StoreSettings, field="url", default=None,
               help="PostgreSQL for analyses and feedback, postgresql+psycopg://... (a secret) [default: none: each "
                    "instance keeps its own SQLite file, lost at the next rollout].")
-@click.option("--instance-count", envvar="NEWS_READER_INSTANCE_COUNT", type=click.IntRange(min=1), show_envvar=True,
+@click.option("--instance-count", cls=_Setting, field="instance_count", type=click.IntRange(min=1),
               help="Instances per deployment [default: deployment.yaml's].")
-@click.option("--traffic-steps", envvar="NEWS_READER_TRAFFIC_STEPS", default="10,50,100", show_default=True,
-              show_envvar=True, callback=_traffic_steps, help="The new slot's traffic share after each step.")
-@click.option("--step-wait", envvar="NEWS_READER_STEP_WAIT_S", type=click.FloatRange(min=0), default=60.0,
-              show_default=True, show_envvar=True, help="Seconds of real traffic before each re-check.")
+@click.option("--traffic-steps", cls=_Setting, field="traffic_steps", show_default=True, callback=_traffic_steps,
+              help="The new slot's traffic share after each step.")
+@click.option("--step-wait", cls=_Setting, field="step_wait_s", type=click.FloatRange(min=0), show_default=True,
+              help="Seconds of real traffic before each re-check.")
 @click.option("--keep-previous", is_flag=True, help="Keep the old slot, with no traffic, instead of deleting it.")
 @click.option("--commit", envvar="GITHUB_SHA", show_envvar=True, help="Git commit, tagged on what is registered.")
 def rollout(subscription_id, resource_group, workspace, endpoint, dry_run, openai_endpoint, openai_deployment,
@@ -131,15 +166,15 @@ def rollout(subscription_id, resource_group, workspace, endpoint, dry_run, opena
 
 @main.command()
 @_workspace_options
-@click.option("--deployment", envvar="NEWS_READER_DEPLOYMENT", show_envvar=True,
+@click.option("--deployment", cls=_Setting, field="deployment",
               help="Deployment to monitor [default: the live one; blue in a dry run].")
 @click.option("--openai-connection", envvar="AZUREML_OPENAI_CONNECTION", required=True, show_envvar=True,
               help="Workspace connection to Azure OpenAI that the quality judge uses.")
-@click.option("--judge-deployment", envvar=["NEWS_READER_JUDGE_DEPLOYMENT", "AZURE_OPENAI_DEPLOYMENT"],
-              required=True, show_envvar=True, help="Azure OpenAI deployment that judges quality (GPT-4 class).")
-@click.option("--alert-email", "alert_emails", multiple=True, envvar="NEWS_READER_ALERT_EMAILS", show_envvar=True,
+@click.option("--judge-deployment", cls=_Setting, field="judge_deployment", fallback=("AZURE_OPENAI_DEPLOYMENT",),
+              required=True, help="Azure OpenAI deployment that judges quality (GPT-4 class).")
+@click.option("--alert-email", "alert_emails", cls=_Setting, field="alert_emails", multiple=True,
               help="Who gets the alerts (repeat; in the variable, separated by spaces).")
-@click.option("--action-group-id", envvar="NEWS_READER_ACTION_GROUP_ID", show_envvar=True,
+@click.option("--action-group-id", cls=_Setting, field="action_group_id",
               help="Existing action group for the metric alerts, instead of one mailing --alert-email.")
 def monitor(subscription_id, resource_group, workspace, endpoint, dry_run, deployment, openai_connection,
             judge_deployment, alert_emails, action_group_id) -> None:

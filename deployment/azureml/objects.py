@@ -15,7 +15,8 @@ from azure.ai.ml import load_environment, load_model, load_online_deployment, lo
 from azure.ai.ml.entities import Environment, ManagedOnlineDeployment, ManagedOnlineEndpoint, Model
 
 from deployment.azureml import DEFINITIONS, REPO
-from deployment.flow_package import FLOW_FILE, stage_flow
+from deployment.flow_package import stage_flow
+from news_reader.flow_dag import FLOW_FILE, read_dag
 
 FLOW_DIR = REPO / "flows" / "news_reader"
 SLOTS = ("blue", "green")
@@ -111,7 +112,7 @@ def load_endpoint(name: str) -> ManagedOnlineEndpoint:
 
 def flow_outputs(flow_dir: Path) -> frozenset[str]:
     """The flow's output names: the fields every answer of /score must carry."""
-    return frozenset(yaml.safe_load((flow_dir / FLOW_FILE).read_text(encoding="utf-8"))["outputs"])
+    return frozenset(read_dag(flow_dir)["outputs"])
 
 
 def as_yaml(entity: ManagedOnlineEndpoint | ManagedOnlineDeployment | Model | Environment) -> str:

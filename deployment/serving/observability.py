@@ -15,7 +15,7 @@ from promptflow._utils.logger_utils import LoggerFactory, get_pf_logging_level
 from news_reader.settings import TelemetrySettings
 from news_reader.telemetry.events import STEP_EVENTS, log_request, log_startup
 from news_reader.telemetry.logs import configure_logging
-from news_reader.telemetry.metrics import Outcome, exposition, record_request
+from news_reader.telemetry.metrics import Outcome, exposition, record_request, use_price_table
 from news_reader.telemetry.trace_ids import active_trace_id
 from news_reader.telemetry.tracing import configure_tracing, trace_ui_link
 
@@ -36,6 +36,7 @@ def start_telemetry(settings: TelemetrySettings | None = None) -> None:
     """Prompt flow's tracing on and its logs quiet, JSON logs, and the tracer provider with its exporters and the
     step events."""
     settings = settings or TelemetrySettings()
+    use_price_table(settings.prices_file)
     for name, value in _PROMPTFLOW_DEFAULTS.items():
         os.environ.setdefault(name, value)
     for logger in LoggerFactory._existing_loggers:  # made at import, before PF_LOGGING_LEVEL was set

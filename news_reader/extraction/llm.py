@@ -29,10 +29,11 @@ from news_reader.extraction.errors import (
     LLMTimeout,
     LLMUnavailable,
     NewsReaderError,
+    validation_message,
 )
 from news_reader.extraction.prompting import system_prompt
 from news_reader.extraction.schemas import StepUsage
-from news_reader.settings import LLMSettings, TelemetrySettings
+from news_reader.settings import LLMSettings
 
 T = TypeVar("T", bound=BaseModel)
 _tracer = trace.get_tracer("news_reader")
@@ -59,7 +60,7 @@ class LLMClient:
         self._openai = openai_client(settings)
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
         self._backoff = wait_random_exponential(multiplier=0.5, max=settings.max_retry_wait_s)
-        self._record_content = TelemetrySettings().log_content
+        self._record_content = settings.log_content
 
     def extract(
         self, step: str, prompt: str, output_type: type[T], max_tokens: int, context: dict | None = None
@@ -236,8 +237,7 @@ def parse_output(text: str, output_type: type[T], context: dict | None = None) -
     try:
         return output_type.model_validate_json(body, context=context)
     except ValidationError as err:
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in err.errors(include_url=False)]
-        raise ValueError("; ".join(problems)) from err
+        raise ValueError(validation_message(err, "answer")) from err
 
 
 def _error_message(error: openai.APIStatusError) -> str:

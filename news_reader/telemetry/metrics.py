@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_creat
 from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, ConfigDict, NonNegativeFloat, TypeAdapter
 
-from news_reader.settings import TelemetrySettings
+from news_reader.settings import PRICES_FILE
 
 disable_created_metrics()  # a `_created` series per counter would double the output
 Outcome = Literal["ok", "rejected", "failed"]
@@ -43,6 +43,8 @@ for rating in get_args(Rating):
 APPROVAL.set(float("nan"))
 _ratings = dict.fromkeys(get_args(Rating), 0)
 _ratings_lock = threading.Lock()
+# The table costs are estimated from: the shipped one until the entry point names its own (use_price_table).
+_prices_file = PRICES_FILE
 
 
 class Price(BaseModel):
@@ -61,11 +63,18 @@ def price_table(path: Path) -> dict[str, Price]:
     return TypeAdapter(dict[str, Price]).validate_python(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 
 
+def use_price_table(path: Path) -> None:
+    """Estimate costs from the table at `path` from now on. The entry point passes its TelemetrySettings.prices_file
+    (NEWS_READER_PRICES_FILE), read once at start."""
+    global _prices_file
+    _prices_file = path
+
+
 def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int | None = None
                   ) -> float | None:
-    """US dollars for these tokens at the price table's rates (NEWS_READER_PRICES_FILE); None for an unpriced model.
+    """US dollars for these tokens at the price table's rates (see use_price_table); None for an unpriced model.
     Cached tokens are part of the prompt tokens."""
-    price = price_table(TelemetrySettings().prices_file).get(model)
+    price = price_table(_prices_file).get(model)
     if price is None:
         return None
     cached = cached_tokens or 0
