@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
@@ -39,10 +38,10 @@ def status(settings: LocalModelSettings) -> ServerStatus:
 
 
 def is_healthy(base_url: str) -> bool:
-    """The server answers HTTP. It loads the model before it listens, so answering means ready. `/openapi.json`,
-    unlike `/v1/models`, does not wait for the model lock, so a server busy with a long completion is healthy too."""
+    """The server has loaded the model: llama-server's `/health` answers 200 then (503 while loading), also while
+    every slot is busy."""
     try:
-        return httpx.get(f"{base_url.removesuffix('/v1')}/openapi.json", timeout=2.0).status_code == 200
+        return httpx.get(f"{base_url.removesuffix('/v1')}/health", timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -58,15 +57,14 @@ def start(settings: LocalModelSettings) -> ServerStatus:
         return _wait_until_healthy(settings, pid, exited=lambda: not _alive(pid), log_name=str(log))
     if not local_model.is_installed(settings):
         raise LocalModelError("the local model is not installed: run `news-reader llm install` (or `make setup`)")
+    if not settings.server_binary.is_file():
+        raise LocalModelError(f"llama.cpp's server is not built ({settings.server_binary}): run `make setup`")
     if _port_in_use(settings.host, settings.port):
         raise LocalModelError(f"port {settings.port} is in use; set NEWS_READER_LOCAL_PORT to a free port")
     settings.server_dir.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as output:  # the server keeps its own copy of the file descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server",
-             "--model", str(settings.model_file), "--model_alias", LOCAL_MODEL_ALIAS,
-             "--n_ctx", str(settings.n_ctx), "--n_threads", str(settings.n_threads),
-             "--host", settings.host, "--port", str(settings.port)],
+            server_command(settings),
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             # Without PASSIVE, OpenMP threads spin and generation is about 3x slower on 2 cores.
             env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
@@ -77,6 +75,17 @@ def start(settings: LocalModelSettings) -> ServerStatus:
     except BaseException:  # including Ctrl-C while the model loads: never leave a detached server behind
         stop(settings)
         raise
+
+
+def server_command(settings: LocalModelSettings) -> list[str]:
+    """llama-server on loopback: `n_parallel` slots over one unified KV cache of `n_ctx` tokens, continuous batching
+    and the prompt cache in host memory (llama.cpp's defaults), Prometheus metrics at `/metrics`, no web UI."""
+    return [
+        str(settings.server_binary), "--model", str(settings.model_file), "--alias", LOCAL_MODEL_ALIAS,
+        "--ctx-size", str(settings.n_ctx), "--parallel", str(settings.n_parallel), "--kv-unified",
+        "--threads", str(settings.n_threads), "--host", settings.host, "--port", str(settings.port),
+        "--metrics", "--no-webui",
+    ]
 
 
 def _wait_until_healthy(settings: LocalModelSettings, pid: int, exited, log_name: str) -> ServerStatus:
@@ -132,10 +141,10 @@ def _alive(pid: int) -> bool:
 
 
 def _cmdline_is_server(pid: int) -> bool:
-    """Guard against a recycled pid: the process must be a llama_cpp server."""
+    """Guard against a recycled pid: the process must be a llama.cpp server."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"llama_cpp.server" in f.read()
+            return b"llama-server" in f.read()
     except OSError:
         return False
 

@@ -14,11 +14,11 @@ LOCAL_MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
 # The price table shipped with the package; NEWS_READER_PRICES_FILE points at another.
 PRICES_FILE = Path(__file__).resolve().parent / "prices.yaml"
 
-StructuredOutput = Literal["auto", "json_schema", "json_object_schema", "json_object"]
+StructuredOutput = Literal["json_schema", "json_object_schema", "json_object"]
 
 
 class LocalModelSettings(BaseSettings):
-    """The embedded default LLM: a GGUF model served by llama-cpp-python on loopback."""
+    """The embedded default LLM: a GGUF model served by llama.cpp's `llama-server` on loopback."""
 
     model_config = SettingsConfigDict(env_prefix="NEWS_READER_LOCAL_", frozen=True)
 
@@ -27,8 +27,10 @@ class LocalModelSettings(BaseSettings):
     # Where the server listens; `make setup` points the `news_reader_llm` connection at the port.
     host: str = "127.0.0.1"
     port: int = 8077
-    # The model's context window, in tokens.
-    n_ctx: int = 8192
+    # The KV cache, in tokens, shared by all slots (llama.cpp's unified KV cache): any one request may use it all.
+    n_ctx: int = 16384
+    # Requests the server decodes at once (continuous batching).
+    n_parallel: int = 4
     # CPU threads for inference: all cores.
     n_threads: int = os.cpu_count() or 2
     # Seconds the server may take to load the model and answer its health check.
@@ -37,6 +39,11 @@ class LocalModelSettings(BaseSettings):
     @property
     def model_file(self) -> Path:
         return self.state_dir / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+    @property
+    def server_binary(self) -> Path:
+        """`llama-server`, built by `make setup` from the llama.cpp tree in the pinned llama-cpp-python sdist."""
+        return self.state_dir / "llama.cpp" / "bin" / "llama-server"
 
     @property
     def server_dir(self) -> Path:
@@ -65,8 +72,10 @@ class LLMSettings(BaseSettings):
     api_version: str = "2024-10-21"
     # Azure only: authenticate with Microsoft Entra ID (DefaultAzureCredential) instead of a key.
     azure_ad_auth: bool = False
-    # How answers are held to their JSON Schema; see resolved_structured_output.
-    structured_output: StructuredOutput = "auto"
+    # How answers are held to their JSON Schema: OpenAI's strict `json_schema`, which OpenAI, Azure OpenAI and
+    # llama.cpp's server accept; `json_object_schema` (the schema inside `json_object`) for servers that reject it,
+    # such as llama-cpp-python's; `json_object` for servers that take no schema at all.
+    structured_output: StructuredOutput = "json_schema"
     # Sampling temperature; 0 keeps answers as repeatable as the model allows.
     temperature: float = 0.0
     # Seconds per request.
@@ -77,6 +86,9 @@ class LLMSettings(BaseSettings):
     max_retry_wait_s: float = 60.0
     # Concurrent LLM calls per process.
     max_concurrency: int = 4
+    # Concurrent LLM calls about one article; none: 1 on the local LLM, where an article's calls then share one
+    # slot's cache of the article (see resolved_calls_per_article), else max_concurrency.
+    calls_per_article: int | None = None
     # Put prompts and answers into spans and log events. Off: logs carry no article text, prompt or answer.
     log_content: bool = Field(False, validation_alias="NEWS_READER_LOG_CONTENT")
 
@@ -86,14 +98,18 @@ class LLMSettings(BaseSettings):
         return self.base_url
 
     def uses_local_server(self) -> bool:
-        return self.provider == "openai" and self.base_url is None
+        """The embedded llama-server: no base URL, or the one `make setup` gave the Prompt flow connection."""
+        local = LocalModelSettings().base_url
+        return self.provider == "openai" and (self.base_url is None or self.base_url.rstrip("/") == local)
 
-    def resolved_structured_output(self) -> StructuredOutput:
-        """`auto`: strict JSON Schema for OpenAI and Azure OpenAI, llama.cpp's schema-in-json_object elsewhere."""
-        if self.structured_output != "auto":
-            return self.structured_output
-        official = self.provider == "azure" or "api.openai.com" in (self.base_url or "")
-        return "json_schema" if official else "json_object_schema"
+    def resolved_calls_per_article(self) -> int:
+        """llama-server keeps a prompt's cache in the slot that processed it, and a slot cannot share it with the
+        others while both work: calls about one article sent at once would each process the whole article again.
+        One at a time, each reuses the article its predecessor left in the slot; other articles fill the other
+        slots. Hosted APIs share their prompt cache between requests: there, up to max_concurrency."""
+        if self.calls_per_article is not None:
+            return self.calls_per_article
+        return 1 if self.uses_local_server() else self.max_concurrency
 
 
 class PipelineSettings(BaseSettings):

@@ -22,6 +22,7 @@ class Reply:
     finish_reason: str = "stop"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    logprobs: list[dict] | None = None  # the choice's `logprobs.content`
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 100, "completion_tokens": 20})
 
 
@@ -127,7 +128,8 @@ def _response(reply: Reply, body: dict) -> Response:
         "created": int(time.time()),
         "model": body.get("model", "fake"),
         "choices": [{"index": 0, "finish_reason": reply.finish_reason,
-                     "message": {"role": "assistant", "content": reply.content}}],
+                     "message": {"role": "assistant", "content": reply.content},
+                     "logprobs": None if reply.logprobs is None else {"content": reply.logprobs}}],
         "usage": usage,
     }
     return Response(json.dumps(completion), status=200, mimetype="application/json")

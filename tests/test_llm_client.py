@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,9 +15,9 @@ from news_reader.extraction.errors import (
     LLMTimeout,
     LLMUnavailable,
 )
-from news_reader.extraction.llm import LLMClient, response_format
+from news_reader.extraction.llm import LLMClient
 from news_reader.extraction.schemas import BusinessCategory, BusinessSpecificInfo, GeneralInfo
-from news_reader.settings import LLMSettings
+from news_reader.settings import LLMSettings, LocalModelSettings
 from tests.conftest import ACME_QUOTE, ARTICLE
 from tests.fake_llm import Reply, answer, error, html_page, raw, slow
 
@@ -36,22 +37,43 @@ def test_cached_tokens_are_unknown_when_the_server_does_not_report_them(fake_llm
     assert usage.cached_tokens is None
 
 
-def test_local_style_servers_get_the_schema_inside_json_object(fake_llm, fake_settings):
+def test_every_server_gets_openais_strict_json_schema_by_default(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", answer(GOOD))
     LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
+    strict = fake_llm.seen[0].body["response_format"]
+    assert strict["type"] == "json_schema" and strict["json_schema"]["name"] == "GeneralInfo"
+    assert strict["json_schema"]["strict"] is True
+    assert strict["json_schema"]["schema"]["additionalProperties"] is False
+    assert set(strict["json_schema"]["schema"]["required"]) == {"title", "summary"}
+
+
+def test_a_server_that_rejects_json_schema_can_get_the_schema_inside_json_object(fake_llm, fake_settings):
+    fake_llm.script("GeneralInfo", answer(GOOD))
+    settings = fake_settings.model_copy(update={"structured_output": "json_object_schema"})
+    LLMClient(settings).extract("general_info", "prompt", GeneralInfo, 100)
     sent = fake_llm.seen[0].body["response_format"]
     assert sent == {"type": "json_object", "schema": GeneralInfo.model_json_schema()}
 
 
-def test_openai_and_azure_get_strict_json_schema():
-    assert LLMSettings(provider="azure", base_url="https://x.openai.azure.com").resolved_structured_output() == (
-        "json_schema"
-    )
-    assert LLMSettings(base_url="https://api.openai.com/v1").resolved_structured_output() == "json_schema"
-    strict = response_format(GeneralInfo, "json_schema")
-    assert strict["json_schema"]["strict"] is True
-    assert strict["json_schema"]["schema"]["additionalProperties"] is False
-    assert set(strict["json_schema"]["schema"]["required"]) == {"title", "summary"}
+def test_log_probabilities_of_the_accepted_answer_come_back_when_asked_for(fake_llm, fake_settings):
+    tokens = [{"token": "{", "logprob": -0.01, "bytes": None, "top_logprobs": [{"token": "{", "logprob": -0.01,
+                                                                               "bytes": None}]}]
+    fake_llm.script("GeneralInfo", Reply(content="{}"), Reply(content=json.dumps(GOOD), logprobs=tokens))
+    client = LLMClient(fake_settings)
+    value, usage, logprobs = client.extract_with_logprobs("general_info", "p", GeneralInfo, 100, top_logprobs=3)
+    assert value.title == "T" and usage.calls == 2
+    assert [(t.token, t.logprob, t.top_logprobs[0].token) for t in logprobs] == [("{", -0.01, "{")]
+    assert all(s.body["logprobs"] is True and s.body["top_logprobs"] == 3 for s in fake_llm.seen)
+
+
+def test_log_probabilities_are_empty_when_the_server_returns_none_and_not_asked_for_by_default(
+        fake_llm, fake_settings):
+    fake_llm.script("GeneralInfo", answer(GOOD))
+    client = LLMClient(fake_settings)
+    _, _, logprobs = client.extract_with_logprobs("general_info", "p", GeneralInfo, 100, top_logprobs=2)
+    assert logprobs == []
+    LLMClient(fake_settings).extract("general_info", "p", GeneralInfo, 100)
+    assert "logprobs" not in fake_llm.seen[-1].body and "top_logprobs" not in fake_llm.seen[-1].body
 
 
 def test_system_prompt_comes_first_and_the_prompt_follows(fake_llm, fake_settings):
@@ -158,6 +180,22 @@ def test_concurrent_calls_are_capped(fake_llm, fake_settings):
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda _: client.extract("general_info", "p", GeneralInfo, 100), range(6)))
     assert fake_llm.max_in_flight == 2
+
+
+def test_calls_about_one_article_take_turns_while_other_articles_run_beside_them(fake_llm, fake_settings):
+    fake_llm.script("GeneralInfo", slow(answer(GOOD), 0.3))
+    client = LLMClient(fake_settings.model_copy(update={"max_concurrency": 4, "calls_per_article": 1}))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda n: client.extract("general_info", "p", GeneralInfo, 100, article=f"a{n % 2}"), range(6)))
+    assert fake_llm.max_in_flight == 2  # one call per article, two articles
+    assert client._articles == {}  # nothing kept for articles that are done
+
+
+def test_only_the_local_llm_limits_calls_per_article_by_default():
+    assert LLMSettings().resolved_calls_per_article() == 1
+    assert LLMSettings(base_url=LocalModelSettings().base_url).resolved_calls_per_article() == 1
+    assert LLMSettings(base_url="https://api.openai.com/v1", max_concurrency=8).resolved_calls_per_article() == 8
+    assert LLMSettings(calls_per_article=3).resolved_calls_per_article() == 3
 
 
 def test_a_page_that_is_not_a_chat_completion_is_a_typed_error(fake_llm, fake_settings):

@@ -19,7 +19,10 @@ def settings(tmp_path) -> LocalModelSettings:
 
 
 def fake_install(settings: LocalModelSettings) -> None:
-    """A file of the model's size (sparse, so instant) and a verification marker written after it."""
+    """A file of the model's size (sparse, so instant) and a verification marker written after it, beside the real
+    llama-server that `make setup` built."""
+    settings.server_binary.parent.mkdir(parents=True)
+    settings.server_binary.symlink_to(LocalModelSettings().server_binary)
     settings.model_file.parent.mkdir(parents=True)
     with settings.model_file.open("wb") as f:
         f.truncate(local_model.MODEL_SIZE)
@@ -71,6 +74,21 @@ def test_starting_on_a_busy_port_is_a_clear_error(settings):
             local_server.start(port_settings)
 
 
+def test_an_unbuilt_server_is_a_clear_error(settings):
+    fake_install(settings)
+    settings.server_binary.unlink()
+    with pytest.raises(local_model.LocalModelError, match="llama.cpp's server is not built .* run `make setup`"):
+        local_server.start(settings)
+
+
+def test_the_server_serves_the_configured_slots_and_metrics_on_loopback(settings):
+    command = local_server.server_command(settings.model_copy(update={"n_parallel": 3, "n_ctx": 12288}))
+    assert command[0] == str(settings.server_binary)
+    value = {flag: command[command.index(flag) + 1] for flag in ("--parallel", "--ctx-size", "--host")}
+    assert value == {"--parallel": "3", "--ctx-size": "12288", "--host": "127.0.0.1"}
+    assert {"--kv-unified", "--metrics", "--no-webui"} <= set(command)
+
+
 def test_a_server_that_dies_at_start_is_reported_with_its_log(settings):
     fake_install(settings)  # a file of zeros: llama.cpp refuses to load it
     with pytest.raises(local_model.LocalModelError, match="exited at start .* see .*server.log"):
@@ -78,8 +96,10 @@ def test_a_server_that_dies_at_start_is_reported_with_its_log(settings):
     assert local_server.status(settings).running is False
 
 
-def test_health_is_asked_of_a_route_that_does_not_wait_for_a_busy_model(httpserver):
+def test_a_server_still_loading_its_model_is_not_healthy(httpserver):
     base_url = httpserver.url_for("/v1")
     assert local_server.is_healthy(base_url) is False
-    httpserver.expect_request("/openapi.json").respond_with_json({"openapi": "3.1.0"})
+    httpserver.expect_oneshot_request("/health").respond_with_json({"error": {"message": "Loading model"}}, 503)
+    assert local_server.is_healthy(base_url) is False
+    httpserver.expect_request("/health").respond_with_json({"status": "ok"})
     assert local_server.is_healthy(base_url) is True

@@ -1,12 +1,17 @@
-"""End to end: the DAG flow through Prompt flow on the real embedded model (slow: about a minute)."""
+"""On the real embedded model: the DAG flow through Prompt flow end to end (about a minute), and what the client
+relies on llama-server for (structured output held to the schema, cached tokens, log-probabilities)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 from news_reader import local_model, local_server
+from news_reader.extraction.llm import LLMClient
 from news_reader.extraction.schemas import QUOTE_MAX_WORDS, QUOTE_MIN_WORDS, ArticleInfo
-from news_reader.settings import LocalModelSettings
+from news_reader.settings import LLMSettings, LocalModelSettings
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.real_llm
@@ -41,3 +46,28 @@ def test_the_flow_names_the_company_of_a_business_article(local_llm):
         assert entry.relevant_substring in SAMPLE
         assert QUOTE_MIN_WORDS <= len(entry.relevant_substring.split()) <= QUOTE_MAX_WORDS
     assert all(u.prompt_tokens > 0 and u.completion_tokens > 0 for u in info.usage)
+
+
+class Unlikely(BaseModel):
+    """An answer the model would not give unprompted: only a grammar makes it."""
+
+    model_config = ConfigDict(extra="forbid")
+    colour: Literal["zyxwv-purple"]
+    count: int
+
+
+def test_the_answer_is_held_to_the_json_schema_and_comes_with_log_probabilities(local_llm):
+    client = LLMClient(LLMSettings())
+    answer, usage, tokens = client.extract_with_logprobs(
+        "probe", "What colour is the sky? One word.", Unlikely, 40, top_logprobs=3)
+    assert answer.colour == "zyxwv-purple" and usage.calls == 1
+    assert "zyxwv" in "".join(t.token for t in tokens)
+    assert all(t.logprob <= 0 and 1 <= len(t.top_logprobs) <= 3 for t in tokens)
+
+
+def test_a_repeated_prompt_prefix_is_reported_as_cached(local_llm):
+    client = LLMClient(LLMSettings())
+    prefix = SAMPLE + "\n\nQuestion: "
+    _, first = client.extract("probe", prefix + "which colour is the sky?", Unlikely, 40)
+    _, second = client.extract("probe", prefix + "which colour is the sea?", Unlikely, 40)
+    assert second.cached_tokens is not None and second.cached_tokens >= 0.8 * first.prompt_tokens

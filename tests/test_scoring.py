@@ -129,9 +129,19 @@ def test_aggregation_micro_averages_companies_and_counts_what_can_be_counted():
     assert m["judge_pass_rate"] == 1.0 and m["judge_agreement"] == 1.0  # the failed judge call is left out
     assert m["judge_kappa"] is None  # one verdict: chance agreement is total
     assert m["llm_calls_per_article"] == 2 and m["prompt_tokens_per_article"] == 1350
-    assert m["cached_tokens_per_article"] is None
+    assert m["cached_tokens_per_article"] is None and m["cached_share"] is None
     assert m["wall_ms_mean"] == 4000 and m["wall_ms_p95"] == 4000 and m["lines_evaluated"] == 2
     assert m["step_latency_sum_ms_mean"] == 5000 and m["step_latency_sum_ms_p95"] == 5000
+
+
+def test_the_cached_share_is_of_all_prompt_tokens_when_every_line_reports_cached_tokens():
+    def cached(tokens: list[int]) -> dict:
+        usage = [{**u, "cached_tokens": t} for u, t in zip(prediction()["usage"], tokens, strict=True)]
+        return prediction(usage=usage)
+
+    lines = [score_line(cached([600, 300]), EXPECTED, ARTICLE), score_line(cached([0, 450]), EXPECTED, ARTICLE)]
+    m = aggregate(lines, [])
+    assert m["cached_tokens_per_article"] == 675 and m["cached_share"] == 1350 / 2700
 
 
 def test_rates_with_nothing_to_count_are_none_not_zero():

@@ -105,8 +105,8 @@ def test_ci_runs_on_pull_requests():
 
 
 def test_ci_lints_validates_every_flow_and_runs_the_tests_and_the_smoke_gate_once():
-    assert commands(workflow("ci.yml")["jobs"]["test"]) == ["make .venv/.installed", "make lint", "make validate",
-                                                            "make test"]
+    assert commands(workflow("ci.yml")["jobs"]["test"]) == [
+        "make .venv/.installed .state/llama.cpp/bin/llama-server", "make lint", "make validate", "make test"]
     assert "pytest" in make_recipe("test") and "gate DATA=smoke" in make_recipe("test")
 
 
@@ -128,11 +128,11 @@ def test_ci_may_only_read_the_repository():
     assert workflow("ci.yml")["permissions"] == {"contents": "read"}
 
 
-def test_the_llama_wheel_and_pip_cache_are_cached_by_the_requirements():
+def test_llama_server_and_the_pip_cache_are_cached_by_what_builds_them():
     cached = {step["with"]["path"]: step["with"]["key"] for step in steps(workflow("ci.yml")["jobs"]["test"])
               if step.get("uses", "").startswith(("actions/cache@", "actions/cache/restore@"))}
-    assert set(cached) == {".state/wheels", ".state/pip-cache"}
-    assert "hashFiles('requirements.txt')" in cached[".state/wheels"]
+    assert set(cached) == {".state/llama.cpp/bin", ".state/pip-cache"}
+    assert "hashFiles('deployment/llama-server/*')" in cached[".state/llama.cpp/bin"]
     assert "hashFiles('requirements.txt', 'requirements-dev.txt', 'constraints.txt')" in cached[".state/pip-cache"]
 
 

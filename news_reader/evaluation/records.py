@@ -53,6 +53,7 @@ METRICS: dict[str, Metric] = {
     "prompt_tokens_per_article": Metric("prompt tokens / article", False, "tokens"),
     "completion_tokens_per_article": Metric("completion tokens / article", False, "tokens"),
     "cached_tokens_per_article": Metric("cached tokens / article", True, "tokens"),
+    "cached_share": Metric("cached share of prompt tokens", True, "rate"),
     "wall_ms_mean": Metric("LLM wall time / article, mean", False, "ms"),
     "wall_ms_p95": Metric("LLM wall time / article, p95", False, "ms"),
     "reference_ms": Metric("reference request on the same server", False, "ms"),

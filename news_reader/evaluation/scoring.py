@@ -138,7 +138,7 @@ def article_wall_ms(usage: list[dict]) -> int | None:
 
 
 _COST = ("llm_calls_per_article", "prompt_tokens_per_article", "completion_tokens_per_article",
-         "cached_tokens_per_article", "wall_ms_mean", "wall_ms_p95", "step_latency_sum_ms_mean",
+         "cached_tokens_per_article", "cached_share", "wall_ms_mean", "wall_ms_p95", "step_latency_sum_ms_mean",
          "step_latency_sum_ms_p95")
 
 
@@ -210,6 +210,7 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
         "prompt_tokens_per_article": _mean([s.prompt_tokens for s in lines]),
         "completion_tokens_per_article": _mean([s.completion_tokens for s in lines]),
         "cached_tokens_per_article": _mean(cached) if len(cached) == n else None,
+        "cached_share": _ratio(sum(cached), sum(s.prompt_tokens for s in lines)) if len(cached) == n else None,
         "wall_ms_mean": _mean(walls) if len(walls) == n else None,
         "wall_ms_p95": percentile(walls, 95) if walls and len(walls) == n else None,
         "step_latency_sum_ms_mean": _mean(step_sums),

@@ -7,16 +7,18 @@ for invalid output, and token accounting per step.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TypeVar
 
 import openai
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionTokenLogprob
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
@@ -51,21 +53,44 @@ def about_business(name: str) -> Iterator[None]:
         otel_context.detach(token)
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What one structured call asks for besides its messages."""
+
+    output_type: type[BaseModel]
+    max_tokens: int
+    top_logprobs: int | None = None
+
+
 class LLMClient:
     """One client per configuration; its semaphore caps concurrent calls across all steps in the process."""
 
     def __init__(self, settings: LLMSettings):
         self.settings = settings
-        self.structured_output = settings.resolved_structured_output()
+        self.structured_output = settings.structured_output
         self._openai = openai_client(settings)
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
+        self._per_article = settings.resolved_calls_per_article()
+        self._articles: dict[str, list] = {}  # article digest -> [its semaphore, calls holding or waiting for it]
+        self._articles_lock = threading.Lock()
         self._backoff = wait_random_exponential(multiplier=0.5, max=settings.max_retry_wait_s)
         self._record_content = settings.log_content
 
     def extract(
-        self, step: str, prompt: str, output_type: type[T], max_tokens: int, context: dict | None = None
+        self, step: str, prompt: str, output_type: type[T], max_tokens: int, context: dict | None = None,
+        article: str | None = None,
     ) -> tuple[T, StepUsage]:
-        """The validated answer and what it cost. Errors carry the cost too, as `error.usage`."""
+        """The validated answer and what it cost. Errors carry the cost too, as `error.usage`. With `article`, the
+        prompt's article, at most `calls_per_article` calls about it run at once."""
+        answer, usage, _ = self.extract_with_logprobs(step, prompt, output_type, max_tokens, context, article)
+        return answer, usage
+
+    def extract_with_logprobs(
+        self, step: str, prompt: str, output_type: type[T], max_tokens: int, context: dict | None = None,
+        article: str | None = None, top_logprobs: int | None = None,
+    ) -> tuple[T, StepUsage, list[ChatCompletionTokenLogprob]]:
+        """`extract`, and with `top_logprobs` (0-20) the log-probability of each token of the accepted answer with
+        that many alternatives; an empty list where the server returns none."""
         usage = StepUsage(step=step, started_at=datetime.now(UTC))
         started = time.perf_counter()
         attributes = {"news_reader.step": step, "gen_ai.request.model": self.settings.model}
@@ -73,12 +98,14 @@ class LLMClient:
             attributes["news_reader.business"] = business
         if self._record_content:
             attributes["news_reader.prompt"] = prompt
-        with _tracer.start_as_current_span(f"news_reader.{step}", attributes=attributes) as span:
+        with _tracer.start_as_current_span(f"news_reader.{step}", attributes=attributes) as span, \
+                self._article_turn(article):
             try:
-                answer = self._valid_answer(step, prompt, output_type, max_tokens, context, usage)
+                request = _Request(output_type, max_tokens, top_logprobs)
+                answer, tokens = self._valid_answer(step, prompt, request, context, usage)
                 if self._record_content:
                     span.set_attribute("news_reader.answer", answer.model_dump_json())
-                return answer, usage
+                return answer, usage, tokens
             except NewsReaderError as error:
                 error.usage = usage
                 span.set_attribute("error.type", error.kind)
@@ -88,37 +115,41 @@ class LLMClient:
                 span.set_attributes(_span_usage(usage))
 
     def _valid_answer(
-        self, step: str, prompt: str, output_type: type[T], max_tokens: int, context: dict | None, usage: StepUsage
-    ) -> T:
+        self, step: str, prompt: str, request: _Request, context: dict | None, usage: StepUsage
+    ) -> tuple[BaseModel, list[ChatCompletionTokenLogprob]]:
         """Ask; on invalid output, show the model its error once; then give up with InvalidModelOutput."""
         messages = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": prompt}]
-        text = self._complete(messages, output_type, max_tokens, usage)
+        text, tokens = self._complete(messages, request, usage)
         try:
-            return parse_output(text, output_type, context)
+            return parse_output(text, request.output_type, context), tokens
         except ValueError as error:
             repair = f"Your answer was not valid: {error}. Answer again with corrected JSON only."
             messages += [{"role": "assistant", "content": text}, {"role": "user", "content": repair}]
-        text = self._complete(messages, output_type, max_tokens, usage)
+        text, tokens = self._complete(messages, request, usage)
         try:
-            return parse_output(text, output_type, context)
+            return parse_output(text, request.output_type, context), tokens
         except ValueError as error:
             raise InvalidModelOutput(f"{step}: model output is invalid: {error}", text) from None
 
-    def _complete(self, messages: list[dict], output_type: type[BaseModel], max_tokens: int, usage: StepUsage) -> str:
+    def _complete(
+        self, messages: list[dict], request: _Request, usage: StepUsage
+    ) -> tuple[str, list[ChatCompletionTokenLogprob]]:
         """One chat completion, retries included, in a span of its own (GenAI semantic conventions)."""
         before = usage.model_copy()
         started = time.perf_counter()
         with _tracer.start_as_current_span(f"chat {self.settings.model}", kind=trace.SpanKind.CLIENT,
-                                           attributes=self._call_attributes(max_tokens)) as span:
+                                           attributes=self._call_attributes(request.max_tokens)) as span:
             try:
-                return self._chat(messages, output_type, max_tokens, usage)
+                return self._chat(messages, request, usage)
             except NewsReaderError as error:
                 span.set_attribute("error.type", error.kind)
                 raise
             finally:
                 span.set_attributes(_span_usage(_spent_since(before, usage, started)))
 
-    def _chat(self, messages: list[dict], output_type: type[BaseModel], max_tokens: int, usage: StepUsage) -> str:
+    def _chat(
+        self, messages: list[dict], request: _Request, usage: StepUsage
+    ) -> tuple[str, list[ChatCompletionTokenLogprob]]:
         retrying = Retrying(
             retry=retry_if_exception(_is_retryable),
             wait=self._wait,
@@ -127,7 +158,7 @@ class LLMClient:
             reraise=True,
         )
         try:
-            response = retrying(self._call, messages, output_type, max_tokens)
+            response = retrying(self._call, messages, request)
         except openai.APITimeoutError as err:
             raise LLMTimeout(f"the LLM did not answer within {self.settings.timeout_s:g} s") from err
         except openai.APIConnectionError as err:
@@ -152,19 +183,41 @@ class LLMClient:
             raise InvalidModelOutput(f"{usage.step}: the LLM returned no content", "")
         choice = response.choices[0]
         if choice.finish_reason == "length":  # a repair round would be cut off too
-            message = f"{usage.step}: the answer was cut off at {max_tokens} tokens"
+            message = f"{usage.step}: the answer was cut off at {request.max_tokens} tokens"
             raise InvalidModelOutput(message, choice.message.content)
-        return choice.message.content
+        tokens = (choice.logprobs.content or []) if choice.logprobs is not None else []
+        return choice.message.content, tokens
 
-    def _call(self, messages: list[dict], output_type: type[BaseModel], max_tokens: int) -> ChatCompletion:
+    def _call(self, messages: list[dict], request: _Request) -> ChatCompletion:
+        extra = {} if request.top_logprobs is None else {"logprobs": True, "top_logprobs": request.top_logprobs}
         with self._slots:
             return self._openai.chat.completions.create(
                 model=self.settings.model,
                 messages=messages,
-                response_format=response_format(output_type, self.structured_output),
+                response_format=response_format(request.output_type, self.structured_output),
                 temperature=self.settings.temperature,
-                max_tokens=max_tokens,
+                max_tokens=request.max_tokens,
+                **extra,
             )
+
+    @contextmanager
+    def _article_turn(self, article: str | None) -> Iterator[None]:
+        """Wait until fewer than `calls_per_article` calls about this article run; the wait counts as latency."""
+        if article is None:
+            yield
+            return
+        key = hashlib.sha256(article.encode("utf-8", "surrogatepass")).hexdigest()
+        with self._articles_lock:
+            entry = self._articles.setdefault(key, [threading.Semaphore(self._per_article), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._articles_lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._articles[key]
 
     def _call_attributes(self, max_tokens: int) -> dict:
         return {
@@ -197,7 +250,7 @@ def response_format(output_type: type[BaseModel], mode: str) -> dict:
     schema = output_type.model_json_schema()
     if mode == "json_schema":
         return {"type": "json_schema", "json_schema": {"name": output_type.__name__, "schema": schema, "strict": True}}
-    if mode == "json_object_schema":  # llama.cpp: grammar-constrained to the schema
+    if mode == "json_object_schema":  # llama-cpp-python's server: grammar-constrained to the schema
         return {"type": "json_object", "schema": schema}
     return {"type": "json_object"}
 

@@ -102,7 +102,7 @@ class StepUsage(BaseModel):
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    # None when the server does not report cached tokens (llama.cpp does not).
+    # None when the server does not report cached tokens (llama.cpp's server, OpenAI and Azure OpenAI do).
     cached_tokens: int | None = None
     # From sending the step's first call to its last answer, waits for a free server slot included: calls sent at
     # once to a server that answers one at a time each count the others' time.

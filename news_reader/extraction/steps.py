@@ -51,7 +51,7 @@ class Step:
 
     def run(self, client: LLMClient, prompt: str, article: str) -> tuple[BaseModel, StepUsage]:
         context = {"article": article} if self.quotes_article else None
-        return client.extract(self.name, prompt, self.output, self.max_tokens, context)
+        return client.extract(self.name, prompt, self.output, self.max_tokens, context, article=article)
 
 
 # Completion budgets sit well above the longest answers measured on the local model (general_info 62,
