@@ -17,6 +17,7 @@ pointing NEWS_READER_LLM_BASE_URL at it (README, "Performance", has the recipe f
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -51,18 +52,16 @@ def article_set(name: str) -> list[dict]:
 def run(label: str, articles: str, workers: int, llm: LLMSettings) -> dict:
     rows = article_set(articles)
     measure_reference_ms(llm, samples=1)  # the server's first long request is slow: not an article's
-    done = 0
+    done = itertools.count(1)  # next() is atomic: the workers share it
 
     def one(row: dict) -> dict:
-        nonlocal done
         started = time.perf_counter()
         try:
             output = analyze(row["article"], llm).model_dump(mode="json")
         except NewsReaderError as error:
             output = {"error": f"{error.kind}: {error}"}
         seconds = time.perf_counter() - started
-        done += 1
-        print(f"  [{done}/{len(rows)}] {row['id']}: {seconds:.1f} s", file=sys.stderr, flush=True)
+        print(f"  [{next(done)}/{len(rows)}] {row['id']}: {seconds:.1f} s", file=sys.stderr, flush=True)
         return {"id": row["id"], "seconds": round(seconds, 2), "output": output}
 
     started = time.perf_counter()
