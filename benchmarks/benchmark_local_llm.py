@@ -73,6 +73,7 @@ def run(label: str, articles: str, workers: int, llm: LLMSettings) -> dict:
     cached = [u["cached_tokens"] for u in usage if u["cached_tokens"] is not None]
     scored = [score_line(r["output"], row, row["article"]) for r, row in zip(results, rows, strict=True)
               if "error" not in r["output"]]
+    metrics = aggregate(scored, [])
     seconds = [r["seconds"] for r in results]
     if workers == 1 and articles == "subset30":  # one at a time: the latency set's lines are its latencies
         latency_ids = {row["id"] for row in article_set("latency")}
@@ -87,7 +88,7 @@ def run(label: str, articles: str, workers: int, llm: LLMSettings) -> dict:
         "median_s": round(statistics.median(seconds), 1), "p95_s": round(percentile(seconds, 95), 1),
         "prompt_tokens_per_article": round(prompt / len(rows)),
         "cached_share": round(sum(cached) / prompt, 3) if cached and prompt else None,
-        "quality": {name: aggregate(scored, [])[name] for name in QUALITY} if scored else {},
+        "quality": {name: metrics[name] for name in QUALITY} if scored else {},
         "lines": results,
     }
 

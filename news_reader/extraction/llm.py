@@ -67,7 +67,6 @@ class LLMClient:
 
     def __init__(self, settings: LLMSettings):
         self.settings = settings
-        self.structured_output = settings.structured_output
         self._openai = openai_client(settings)
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
         self._per_article = settings.resolved_calls_per_article()
@@ -194,7 +193,7 @@ class LLMClient:
             return self._openai.chat.completions.create(
                 model=self.settings.model,
                 messages=messages,
-                response_format=response_format(request.output_type, self.structured_output),
+                response_format=response_format(request.output_type, self.settings.structured_output),
                 temperature=self.settings.temperature,
                 max_tokens=request.max_tokens,
                 **extra,
