@@ -89,6 +89,9 @@ class LLMSettings(BaseSettings):
     # Concurrent LLM calls about one article; none: 1 on the local LLM, where an article's calls then share one
     # slot's cache of the article (see resolved_calls_per_article), else max_concurrency.
     calls_per_article: int | None = None
+    # Alternatives per token asked for with the business analysis, from which its direction's confidence is read;
+    # 0 for a server or model that rejects `logprobs` (the confidence is then null).
+    top_logprobs: int = Field(10, ge=0, le=20)
     # Put prompts and answers into spans and log events. Off: logs carry no article text, prompt or answer.
     log_content: bool = Field(False, validation_alias="NEWS_READER_LOG_CONTENT")
 

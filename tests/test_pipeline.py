@@ -83,14 +83,14 @@ def test_a_failure_to_find_businesses_keeps_title_summary_and_classification(bus
 def test_an_unexpected_error_in_one_business_keeps_the_others(business_script, fake_settings, monkeypatch):
     from news_reader.extraction.steps import Step
 
-    real_run = Step.run
+    real_run = Step.run_with_logprobs
 
-    def run(step, client, prompt, article):
+    def run(step, client, prompt, article, top_logprobs):
         if '"Globex"' in prompt:
             raise RuntimeError("disk full")
-        return real_run(step, client, prompt, article)
+        return real_run(step, client, prompt, article, top_logprobs)
 
-    monkeypatch.setattr(Step, "run", run)
+    monkeypatch.setattr(Step, "run_with_logprobs", run)
     info = analyze(ARTICLE, fake_settings)
     assert [b.business for b in info.business_info] == ["Acme Corp"]
     assert [(e.business, e.kind, e.message) for e in info.errors] == [

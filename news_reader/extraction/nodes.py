@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import BaseModel, ValidationError
 
 from news_reader.extraction.article import headline
+from news_reader.extraction.direction import direction_probabilities
 from news_reader.extraction.errors import InvalidModelOutput, NewsReaderError
 from news_reader.extraction.llm import LLMClient, about_business, parse_output
 from news_reader.extraction.prompting import DEFAULT_VARIANT
@@ -17,6 +18,7 @@ from news_reader.extraction.schemas import (
     ArticleExtraction,
     ArticleInfo,
     BusinessCategory,
+    BusinessInfo,
     BusinessSpecificInfo,
     GeneralInfo,
     StepError,
@@ -48,7 +50,7 @@ def business_analysis(
     client: LLMClient, article: str, businesses: list[str], max_businesses: int, variant: str = DEFAULT_VARIANT
 ) -> dict:
     """One LLM call per business, at most `max_concurrency` at a time; a failure is recorded, not raised."""
-    infos: list[BusinessSpecificInfo] = []
+    infos: list[BusinessInfo] = []
     usages: list[StepUsage] = []
     errors = [
         StepError(step="business_analysis", business=name, kind="skipped",
@@ -57,9 +59,13 @@ def business_analysis(
     ]
     chosen, step = businesses[:max_businesses], STEPS["business_analysis"]
 
-    def analyze_one(name: str) -> tuple[BaseModel, StepUsage]:
+    top_logprobs = client.settings.top_logprobs or None
+
+    def analyze_one(name: str) -> tuple[BusinessInfo, StepUsage]:
         with about_business(name):
-            return step.run(client, step.render(article, variant, business=name), article)
+            prompt = step.render(article, variant, business=name)
+            info, usage, tokens = step.run_with_logprobs(client, prompt, article, top_logprobs)
+        return with_confidence(info, name, direction_probabilities(tokens)), usage
 
     with ThreadPoolExecutor(max_workers=client.settings.max_concurrency) as pool:
         futures = [pool.submit(contextvars.copy_context().run, analyze_one, name) for name in chosen]
@@ -74,7 +80,7 @@ def business_analysis(
                 ))
                 usage = getattr(error, "usage", None)
             else:
-                infos.append(info.model_copy(update={"business": name}))
+                infos.append(info)
             if usage is not None:
                 usages.append(usage.model_copy(update={"business": name}))
     return {
@@ -100,7 +106,7 @@ def assemble(
         article,
         GeneralInfo.model_validate({k: general_info[k] for k in GeneralInfo.model_fields}),
         BusinessCategory.model_validate({k: business_category[k] for k in BusinessCategory.model_fields}),
-        [BusinessSpecificInfo.model_validate(b) for b in analysis["business_info"]],
+        [BusinessInfo.model_validate(b) for b in analysis["business_info"]],
         [StepUsage.model_validate(u) for u in usage if u],
         [StepError.model_validate(e) for e in errors if e],
     )
@@ -143,11 +149,19 @@ def _result(
         title=headline(article) or general.title,
         summary=general.summary,
         is_about_business=category.is_about_business,
-        business_info=business_info if category.is_about_business else [],
+        business_info=[BusinessInfo.model_validate(b.model_dump()) for b in business_info]
+        if category.is_about_business else [],
         trace_id=current_trace_id(),
         usage=usage,
         errors=errors,
     )
+
+
+def with_confidence(info: BaseModel, name: str, probabilities: dict[str, float] | None) -> BusinessInfo:
+    """The analysis of business `name`, with its direction's probabilities and the predicted one's confidence."""
+    analysis = {**info.model_dump(), "business": name}
+    confidence = probabilities[analysis["stock_price_change"]] if probabilities else None
+    return BusinessInfo(**analysis, direction_probabilities=probabilities, confidence=confidence)
 
 
 def _dump(usage: StepUsage | None) -> dict | None:

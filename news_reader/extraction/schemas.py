@@ -84,6 +84,19 @@ class BusinessSpecificInfo(StrictSchema):
         return self
 
 
+class BusinessInfo(BusinessSpecificInfo):
+    """One business in the result: the model's analysis, and how sure the model is of its direction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    direction_probabilities: dict[StockPriceChange, float] | None = Field(
+        None, description="The model's probability of each direction, read from its token log-probabilities; null "
+        "where the LLM server returns none.")
+    confidence: float | None = Field(
+        None, ge=0, le=1, description="The probability of the predicted direction (stock_price_change); null where "
+        "the LLM server returns no log-probabilities.")
+
+
 class ArticleExtraction(BusinessCategory, GeneralInfo):
     """Everything in one answer: what the single-prompt baseline asks for."""
 
@@ -124,6 +137,9 @@ class StepError(BaseModel):
 class ArticleInfo(ArticleExtraction):
     """The result for one article."""
 
+    business_info: list[BusinessInfo] = Field(
+        description="One entry per company the news is substantively about; empty if it is not about business."
+    )
     trace_id: str
     usage: list[StepUsage]
     errors: list[StepError] = Field(default_factory=list)

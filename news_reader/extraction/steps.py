@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from functools import cache, cached_property
 
+from openai.types.chat import ChatCompletionTokenLogprob
 from pydantic import BaseModel
 
 from news_reader.extraction.llm import LLMClient
@@ -50,8 +51,16 @@ class Step:
                       **variables)
 
     def run(self, client: LLMClient, prompt: str, article: str) -> tuple[BaseModel, StepUsage]:
+        answer, usage, _ = self.run_with_logprobs(client, prompt, article, top_logprobs=None)
+        return answer, usage
+
+    def run_with_logprobs(
+        self, client: LLMClient, prompt: str, article: str, top_logprobs: int | None
+    ) -> tuple[BaseModel, StepUsage, list[ChatCompletionTokenLogprob]]:
+        """`run`, and the answer's token log-probabilities with `top_logprobs` alternatives each (None: not asked)."""
         context = {"article": article} if self.quotes_article else None
-        return client.extract(self.name, prompt, self.output, self.max_tokens, context, article=article)
+        return client.extract_with_logprobs(self.name, prompt, self.output, self.max_tokens, context,
+                                            article=article, top_logprobs=top_logprobs)
 
 
 # Completion budgets sit well above the longest answers measured on the local model (general_info 62,

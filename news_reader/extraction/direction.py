@@ -1,0 +1,57 @@
+"""The probability of each share-price direction, read from the log-probabilities of the analysis answer's tokens.
+
+The first token of the direction's value decides it (`de` can only start `decrease`). The server returns, at that
+token, the model's own most likely alternatives before structured output constrained them; the alternatives that
+start one of the three values, renormalised, are the model's belief in each direction.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import typing
+
+from openai.types.chat import ChatCompletionTokenLogprob
+
+from news_reader.extraction.schemas import StockPriceChange
+
+DIRECTIONS: tuple[str, ...] = typing.get_args(StockPriceChange)
+_VALUE_START = re.compile(rb'"stock_price_change"\s*:\s*"')
+
+
+def direction_probabilities(tokens: list[ChatCompletionTokenLogprob]) -> dict[str, float] | None:
+    """Each direction's probability from the answer's tokens; None when the tokens do not show the direction's
+    value, or none of the alternatives at it starts a direction (no log-probabilities, or too few of them)."""
+    spans, offset = [], 0
+    for token in tokens:
+        raw = bytes(token.bytes) if token.bytes is not None else token.token.encode()
+        spans.append((offset, raw, token))
+        offset += len(raw)
+    found = _VALUE_START.search(b"".join(raw for _, raw, _ in spans))
+    if found is None:
+        return None
+    start = found.end()
+    at = next(((begin, raw, token) for begin, raw, token in spans if begin <= start < begin + len(raw)), None)
+    if at is None:
+        return None
+    begin, raw, token = at
+    before = raw[: start - begin]  # what the token holds before the value, e.g. ` "` when the quote is merged in
+    mass = dict.fromkeys(DIRECTIONS, 0.0)
+    alternatives = {a.token: a for a in token.top_logprobs} | {token.token: token}
+    for alternative in alternatives.values():
+        text = bytes(alternative.bytes) if alternative.bytes is not None else alternative.token.encode()
+        if not text.startswith(before):
+            continue
+        direction = _started(text[len(before):].decode("utf-8", "replace"))
+        if direction is not None:
+            mass[direction] += math.exp(alternative.logprob)
+    total = sum(mass.values())
+    return {d: p / total for d, p in mass.items()} if total > 0 else None
+
+
+def _started(text: str) -> str | None:
+    """The one direction whose value (with its closing quote) `text` begins, or that begins with `text`."""
+    if not text:
+        return None
+    matching = [d for d in DIRECTIONS if f'{d}"'.startswith(text) or text.startswith(f'{d}"')]
+    return matching[0] if len(matching) == 1 else None
