@@ -126,6 +126,8 @@ def test_aggregation_micro_averages_companies_and_counts_what_can_be_counted():
     assert m["business_accuracy"] == 1.0 and m["business_precision"] == 1.0 and m["business_recall"] == 1.0
     assert m["company_precision"] == 0.5 and m["company_recall"] == 0.5 and m["company_f1"] == 0.5
     assert m["direction_accuracy"] == 1.0 and m["grounding_rate"] == 1.0
+    assert m["business_accuracy_majority"] == 0.5 and m["direction_macro_f1"] == 1.0
+    assert m["company_direction_f1"] == 0.5  # as company F1: every matched direction is right
     assert m["judge_pass_rate"] == 1.0 and m["judge_agreement"] == 1.0  # the failed judge call is left out
     assert m["judge_kappa"] is None  # one verdict: chance agreement is total
     assert m["llm_calls_per_article"] == 2 and m["prompt_tokens_per_article"] == 1350

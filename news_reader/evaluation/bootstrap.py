@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from news_reader.evaluation import directions
 from news_reader.evaluation.records import LineResult
 
 RESAMPLES = 2000
+_NEEDS_CONFUSION = {"direction_macro_f1", "company_direction_f1"}
 _Sums = dict[str, np.ndarray]  # per-line values, summed or averaged over each resample
 
 
@@ -24,6 +26,8 @@ RESAMPLED: dict[str, Callable[[_Sums, _Sums], np.ndarray]] = {
     "company_f1": lambda s, m: _ratio(2 * s["companies_tp"], 2 * s["companies_tp"] + s["companies_fp"]
                                       + s["companies_fn"]),
     "direction_accuracy": lambda s, m: _ratio(s["directions_correct"], s["directions_total"]),
+    "direction_macro_f1": lambda s, m: directions.macro_f1(s),
+    "company_direction_f1": lambda s, m: directions.company_direction_f1(s),
     "summary_rouge_l": lambda s, m: m["summary_rouge_l"],
     "prompt_tokens_per_article": lambda s, m: m["prompt_tokens"],
     "completion_tokens_per_article": lambda s, m: m["completion_tokens"],
@@ -40,6 +44,8 @@ def difference_interval(
     common = sorted(by_line_a.keys() & by_line_b.keys())
     if not common or metric not in RESAMPLED:
         return None
+    if metric in _NEEDS_CONFUSION and any(r.confusion is None for r in [*a, *b] if r.directions_total):
+        return None  # a record made before the confusion was kept
     picks = np.random.default_rng(seed).integers(0, len(common), size=(RESAMPLES, len(common)))
     values = [RESAMPLED[metric](*_resample([by[line] for line in common], picks)) for by in (by_line_a, by_line_b)]
     differences = values[1] - values[0]
@@ -53,9 +59,11 @@ def difference_interval(
 
 def _resample(lines: list[LineResult], picks: np.ndarray) -> tuple[_Sums, _Sums]:
     """Sums and means of each field per resample; tokens and latency of unscored lines (None) are left out."""
-    fields = [f for f in LineResult.model_fields if f not in ("line", "scored")]
+    fields = [f for f in LineResult.model_fields if f not in ("line", "scored", "confusion")]
     table = {f: np.array([np.nan if getattr(r, f) is None else float(getattr(r, f)) for r in lines])[picks]
              for f in fields}
+    table.update({key: np.array([float((r.confusion or {}).get(key, 0)) for r in lines])[picks]
+                  for key in directions.CELLS})
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a resample of unscored lines only has no mean
         return ({f: np.nansum(v, axis=1) for f, v in table.items()},

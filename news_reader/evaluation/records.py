@@ -13,11 +13,13 @@ from pydantic import BaseModel, Field
 
 @dataclass(frozen=True)
 class Metric:
-    """How to read a metric: its label, whether higher is better, and how to print it."""
+    """How to read a metric: its label, whether higher is better, how to print it, and the metric of the trivial
+    answer it must beat (on the same lines), if it has one."""
 
     label: str
     higher_is_better: bool
     unit: Literal["rate", "count", "tokens", "ms", "decimal"]
+    baseline: str | None = None
 
     def format(self, value: float | None) -> str:
         if value is None:
@@ -37,13 +39,22 @@ METRICS: dict[str, Metric] = {
     "title_match_rate": Metric("title exact match (normalised)", True, "rate"),
     "title_f1": Metric("title token F1", True, "rate"),
     "summary_rouge_l": Metric("summary ROUGE-L vs standfirst", True, "rate"),
-    "business_accuracy": Metric("is-business accuracy", True, "rate"),
+    "business_accuracy": Metric("is-business accuracy", True, "rate", baseline="business_accuracy_majority"),
     "business_precision": Metric("is-business precision", True, "rate"),
     "business_recall": Metric("is-business recall", True, "rate"),
+    "business_accuracy_majority": Metric("trivial: is-business accuracy of the majority answer", True, "rate"),
     "company_precision": Metric("company precision", True, "rate"),
     "company_recall": Metric("company recall", True, "rate"),
     "company_f1": Metric("company F1", True, "rate"),
-    "direction_accuracy": Metric("direction accuracy (matched companies)", True, "rate"),
+    "direction_accuracy": Metric("direction accuracy (matched companies)", True, "rate",
+                                 baseline="direction_accuracy_always_none"),
+    "direction_accuracy_always_none": Metric("trivial: direction accuracy of always none", True, "rate"),
+    "direction_macro_f1": Metric("direction macro-F1 (3 classes)", True, "rate",
+                                 baseline="direction_macro_f1_always_none"),
+    "direction_macro_f1_always_none": Metric("trivial: direction macro-F1 of always none", True, "rate"),
+    "company_direction_f1": Metric("company+direction F1", True, "rate", baseline="company_direction_f1_always_none"),
+    "company_direction_f1_always_none": Metric("trivial: company+direction F1, same companies, always none", True,
+                                               "rate"),
     "grounding_rate": Metric("quotes verbatim in article", True, "rate"),
     "judge_pass_rate": Metric("judge: reasons passed", True, "rate"),
     "judge_agreement": Metric("judge agreement with labels", True, "rate"),
@@ -83,6 +94,8 @@ class LineResult(BaseModel):
     companies_fn: int
     directions_correct: int
     directions_total: int
+    confusion: dict[str, int] | None = Field(None, description=(
+        "Matched companies per `expected>predicted` direction pair (non-zero cells); None in records made before."))
     summary_rouge_l: float
     prompt_tokens: int | None
     completion_tokens: int | None

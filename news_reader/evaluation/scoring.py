@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from functools import cache
 
 from pydantic import BaseModel, ValidationError
 
+from news_reader.evaluation import directions
 from news_reader.evaluation.matching import match_companies
 from news_reader.evaluation.records import LineResult
 from news_reader.extraction.schemas import ArticleInfo, StepUsage
@@ -169,6 +171,7 @@ def line_result(line: int, score: LineScore, scored: bool = True) -> LineResult:
         companies_fn=score.companies_fn,
         directions_correct=sum(m.predicted == m.expected for m in score.matches),
         directions_total=len(score.matches),
+        confusion=directions.confusion((m.expected, m.predicted) for m in score.matches),
         summary_rouge_l=score.summary_rouge_l,
         prompt_tokens=score.prompt_tokens if scored else None,
         completion_tokens=score.completion_tokens if scored else None,
@@ -189,6 +192,9 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
     step_sums = [s.step_latency_sum_ms for s in lines]
     cached = [s.cached_tokens for s in lines if s.cached_tokens is not None]
     verdicts = [j for j in judged if j.passed is not None]
+    counts = {**directions.confusion((m.expected, m.predicted) for m in matches), "companies_fp": fp,
+              "companies_fn": fn}
+    trivial = directions.always_none(counts)
     return {
         "schema_valid_rate": _ratio(sum(s.schema_valid for s in lines), n),
         "title_match_rate": _ratio(sum(s.title_match for s in lines), n),
@@ -197,10 +203,16 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
         "business_accuracy": _ratio(sum(p == t for p, t in zip(pred, true, strict=True)), n),
         "business_precision": _ratio(both, sum(pred)),
         "business_recall": _ratio(both, sum(true)),
+        "business_accuracy_majority": _ratio(max(sum(true), n - sum(true)), n),
         "company_precision": _ratio(tp, tp + fp),
         "company_recall": _ratio(tp, tp + fn),
         "company_f1": _ratio(2 * tp, 2 * tp + fp + fn),
         "direction_accuracy": _ratio(sum(m.predicted == m.expected for m in matches), len(matches)),
+        "direction_accuracy_always_none": _number(directions.accuracy(trivial)),
+        "direction_macro_f1": _number(directions.macro_f1(counts)),
+        "direction_macro_f1_always_none": _number(directions.macro_f1(trivial)),
+        "company_direction_f1": _number(directions.company_direction_f1(counts)),
+        "company_direction_f1_always_none": _number(directions.company_direction_f1(trivial)),
         "grounding_rate": _ratio(sum(s.quotes_grounded for s in lines), sum(s.quotes_total for s in lines)),
         "judge_pass_rate": _ratio(sum(bool(j.passed) for j in verdicts), len(verdicts)),
         "judge_agreement": _ratio(sum(j.passed == j.direction_correct for j in verdicts), len(verdicts)),
@@ -238,6 +250,12 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
 
 def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
+
+
+def _number(value) -> float | None:
+    """A numpy scalar as a float, NaN (nothing to count) as None."""
+    value = float(value)
+    return None if math.isnan(value) else value
 
 
 def _mean(values: list[float]) -> float | None:
