@@ -8,6 +8,9 @@ from click.testing import CliRunner
 
 from news_reader.cli import main
 from news_reader.evaluation.report import ReportError, compare, markdown
+from news_reader.evaluation import directions
+from news_reader.evaluation.calibration import Entry
+from news_reader.evaluation.records import LineResult
 from tests.test_gate import make_record
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -108,7 +111,7 @@ def test_compare_writes_markdown_and_a_png_chart(records, tmp_path):
     assert md.read_text() == markdown(records)
     assert png.read_bytes().startswith(PNG_SIGNATURE)
     height, width, channels = matplotlib.image.imread(png).shape
-    assert (width, height) == (1400, 600)
+    assert (width, height) == (2000, 600)  # quality vs cost, quality bars, reliability
     assert channels in (3, 4)
 
 
@@ -157,3 +160,42 @@ def test_differences_carry_a_bootstrap_interval_when_records_keep_their_lines():
     [cell] = row(differences, "is-business accuracy")
     assert cell.startswith("+0.100 [+0.") and cell.endswith("]")
     assert row(differences, "title exact match") == ["0.000"]  # not resampled: no interval
+
+
+def test_a_metric_no_better_than_its_trivial_answer_is_marked_as_failing(records):
+    records[0].metrics.update(direction_accuracy=0.54, direction_accuracy_always_none=0.54)
+    records[1].metrics.update(direction_accuracy=0.80, direction_accuracy_always_none=0.54)
+    table = markdown(records)
+    assert row(table, "direction accuracy")[:2] == ["0.540 ✗", "**0.800**"]
+    assert "✗: no better than its trivial answer" in table
+
+
+def scored_line(n: int, pairs: list[tuple[str, str]], confidences: list[float], extra: list[float]) -> LineResult:
+    """An article whose matched companies have (labelled, predicted) `pairs`, and `extra` unlabelled companies."""
+    entries = [Entry(confidence=c, matched=True, right=e == p) for (e, p), c in zip(pairs, confidences, strict=True)]
+    entries += [Entry(confidence=c, matched=False, right=False) for c in extra]
+    return LineResult(line=n, business_correct=True, companies_tp=len(pairs), companies_fp=len(extra),
+                      companies_fn=1, directions_correct=sum(e == p for e, p in pairs), directions_total=len(pairs),
+                      confusion=directions.confusion(pairs), entries=entries, summary_rouge_l=0.5,
+                      prompt_tokens=1000, completion_tokens=100, wall_ms=1000, step_latency_sum_ms=1000)
+
+
+def test_each_run_shows_its_direction_confusion_and_a_confidence_threshold_table(tmp_path):
+    record = make_record("default")
+    record.lines = [scored_line(0, [("none", "none"), ("increase", "none")], [0.9, 0.45], [0.95]),
+                    scored_line(1, [("decrease", "decrease")], [0.85], [0.3])]
+    table = markdown([record])
+    confusion = table.split("## default: directions of the matched companies")[1]
+    assert row(confusion, "increase") == ["0", "0", "1", "1"]
+    assert row(confusion, "none") == ["0", "0", "1", "1"]
+    thresholds = table.split("## default: keeping only")[1]
+    assert "over the 5 labelled companies" in thresholds
+    assert row(thresholds, "0.0") == ["5", "0.400", "0.400", "0.400"]  # 2 right of 5 kept, of 5 labelled
+    assert row(thresholds, "0.9") == ["2", "0.500", "0.200", "0.286"]  # none 0.9 right, the unlabelled 0.95
+    _, png = compare([record], tmp_path / "compare")
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_records_without_confusion_or_confidences_show_neither_section(records):
+    table = markdown(records)
+    assert "directions of the matched companies" not in table and "keeping only" not in table

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from news_reader.evaluation.calibration import Entry
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -55,6 +57,8 @@ METRICS: dict[str, Metric] = {
     "company_direction_f1": Metric("company+direction F1", True, "rate", baseline="company_direction_f1_always_none"),
     "company_direction_f1_always_none": Metric("trivial: company+direction F1, same companies, always none", True,
                                                "rate"),
+    "direction_ece": Metric("direction confidence: expected calibration error", False, "rate"),
+    "confidence_coverage": Metric("listed companies with a confidence", True, "rate"),
     "grounding_rate": Metric("quotes verbatim in article", True, "rate"),
     "judge_pass_rate": Metric("judge: reasons passed", True, "rate"),
     "judge_agreement": Metric("judge agreement with labels", True, "rate"),
@@ -96,6 +100,8 @@ class LineResult(BaseModel):
     directions_total: int
     confusion: dict[str, int] | None = Field(None, description=(
         "Matched companies per `expected>predicted` direction pair (non-zero cells); None in records made before."))
+    entries: list[Entry] | None = Field(None, description=(
+        "Each company the flow listed: its confidence, matched, right direction; None in records made before."))
     summary_rouge_l: float
     prompt_tokens: int | None
     completion_tokens: int | None

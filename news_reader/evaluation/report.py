@@ -1,4 +1,5 @@
-"""Recorded runs side by side: a markdown table of every metric and a chart of quality vs tokens vs latency."""
+"""Recorded runs side by side: a markdown table of every metric beside its trivial baseline, each run's direction
+confusion and confidence thresholds, and a chart of quality vs tokens vs latency with a reliability diagram."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from news_reader.evaluation import directions
 from news_reader.evaluation.bootstrap import RESAMPLES, difference_interval
+from news_reader.evaluation.calibration import Entry, reliability, threshold_table
 from news_reader.evaluation.records import METRICS, DatasetRef, ExperimentRecord
+from news_reader.extraction.direction import DIRECTIONS
 from news_reader.extraction.errors import NewsReaderError
 
-QUALITY = ("business_accuracy", "company_f1", "direction_accuracy", "summary_rouge_l", "grounding_rate")
+QUALITY = ("business_accuracy", "company_f1", "direction_accuracy", "direction_macro_f1", "company_direction_f1",
+           "summary_rouge_l", "grounding_rate")
+BELOW_BASELINE = "✗"
 
 
 class ReportError(NewsReaderError):
@@ -55,11 +61,54 @@ def markdown(records: Sequence[ExperimentRecord]) -> str:
         cells = [metric.format(v) for v in values]
         if len({metric.format(v) for v in measured}) > 1:  # a row where every run ties has no best
             cells = [f"**{cell}**" if cell == best else cell for cell in cells]
+        if metric.baseline is not None:
+            cells = [f"{cell} {BELOW_BASELINE}" if _below_baseline(r, key) else cell
+                     for cell, r in zip(cells, records, strict=True)]
         arrow = "↑" if metric.higher_is_better else "↓"
         lines.append(f"| {metric.label} {arrow} | " + " | ".join(cells) + " |")
+    lines += ["", f"{BELOW_BASELINE}: no better than its trivial answer on the same lines (the `trivial:` row): a "
+              "failure, whatever its size."]
     if len(records) > 1:
         lines += ["", *_differences(records, names)]
+    for name, record in zip(names, records, strict=True):
+        lines += _directions(name, record)
     return "\n".join(lines) + "\n"
+
+
+def _below_baseline(record: ExperimentRecord, key: str) -> bool:
+    value, trivial = record.metrics.get(key), record.metrics.get(METRICS[key].baseline)
+    return value is not None and trivial is not None and value <= trivial
+
+
+def _directions(name: str, record: ExperimentRecord) -> list[str]:
+    """The run's direction confusion over matched companies, and company+direction precision and recall by
+    confidence threshold; nothing for records made before the lines kept them."""
+    out = []
+    if record.lines and all(line.confusion is not None for line in record.lines):
+        counts = {key: sum(line.confusion.get(key, 0) for line in record.lines) for key in directions.CELLS}
+        out += ["", f"## {name}: directions of the matched companies", "",
+                "| labelled \\ predicted | " + " | ".join(DIRECTIONS) + " | total |", "|---|" + "---:|" * 4]
+        for expected in DIRECTIONS:
+            row = [counts[directions.cell(expected, p)] for p in DIRECTIONS]
+            out.append(f"| {expected} | " + " | ".join(str(n) for n in row) + f" | {sum(row)} |")
+    entries = _entries(record)
+    if entries is not None and any(e.confidence is not None for e in entries):
+        labelled = sum(line.companies_tp + line.companies_fn for line in record.lines)
+        out += ["", f"## {name}: keeping only the companies whose direction's confidence is at least a threshold", "",
+                "A kept company counts as right when it matches a labelled company and has its labelled direction "
+                f"(company+direction); recall is over the {labelled} labelled companies.", "",
+                "| confidence ≥ | companies kept | precision | recall | F1 |", "|---:|---:|---:|---:|---:|"]
+        rate = METRICS["company_f1"].format
+        for row in threshold_table(entries, labelled):
+            out.append(f"| {row.threshold:.1f} | {row.kept} | {rate(row.precision)} | {rate(row.recall)} "
+                       f"| {rate(row.f1)} |")
+    return out
+
+
+def _entries(record: ExperimentRecord) -> list[Entry] | None:
+    if not record.lines or any(line.entries is None for line in record.lines):
+        return None
+    return [e for line in record.lines for e in line.entries]
 
 
 def _differences(records: Sequence[ExperimentRecord], names: list[str]) -> list[str]:
@@ -92,12 +141,38 @@ def _signed(metric, delta: float) -> str:
 
 
 def _chart(records: Sequence[ExperimentRecord]) -> Figure:
-    fig = Figure(figsize=(14, 6), layout="constrained")
+    fig = Figure(figsize=(20, 6), layout="constrained")
     FigureCanvasAgg(fig)
     fig.suptitle(f"quality vs tokens vs latency per variant: {_title(records)}")
-    _scatter(fig, fig.add_subplot(1, 2, 1), records)
-    _bars(fig.add_subplot(1, 2, 2), records)
+    _scatter(fig, fig.add_subplot(1, 3, 1), records)
+    _bars(fig.add_subplot(1, 3, 2), records)
+    _reliability(fig.add_subplot(1, 3, 3), records)
     return fig
+
+
+def _reliability(ax, records: Sequence[ExperimentRecord]) -> None:
+    """Accuracy of the matched companies' directions against their confidence, per confidence bin; a calibrated
+    run lies on the diagonal. Runs without confidences are listed, not drawn."""
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    missing = []
+    for i, (name, record) in enumerate(zip(_names(records), records, strict=True)):
+        bins = reliability(_entries(record) or [])
+        if not bins:
+            missing.append(name)
+            continue
+        ece = record.metrics.get("direction_ece")
+        label = name if ece is None else f"{name} (ECE {ece:.3f})"
+        ax.plot([b.mean_confidence for b in bins], [b.accuracy for b in bins], marker="o", color=f"C{i}",
+                label=label)
+        for b in bins:
+            ax.annotate(str(b.count), (b.mean_confidence, b.accuracy), textcoords="offset points", xytext=(4, -10),
+                        fontsize=7, color=f"C{i}")
+    title = "reliability of the direction's confidence (n per bin)"
+    if missing:
+        title += "\nno confidences: " + ", ".join(missing)
+    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (bin mean)", ylabel="direction accuracy", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
 
 
 def _scatter(fig: Figure, ax, records: Sequence[ExperimentRecord]) -> None:

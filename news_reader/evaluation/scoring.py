@@ -10,6 +10,7 @@ from functools import cache
 from pydantic import BaseModel, ValidationError
 
 from news_reader.evaluation import directions
+from news_reader.evaluation.calibration import Entry, expected_calibration_error
 from news_reader.evaluation.matching import match_companies
 from news_reader.evaluation.records import LineResult
 from news_reader.extraction.schemas import ArticleInfo, StepUsage
@@ -25,6 +26,7 @@ class CompanyMatch(BaseModel):
     expected: str
     reason: str
     quote: str
+    confidence: float | None = None
 
 
 class LineScore(BaseModel):
@@ -38,6 +40,7 @@ class LineScore(BaseModel):
     companies_fp: int
     companies_fn: int
     matches: list[CompanyMatch]
+    entries: list[Entry]
     quotes_total: int
     quotes_grounded: int
     step_errors: int
@@ -88,6 +91,19 @@ def score_line(prediction: dict, expected: dict, article: str) -> LineScore:
     by_name: dict[str, dict] = {}
     for entry in entries:  # a repeated name is matched by its first entry, like match_companies does
         by_name.setdefault(str(entry.get("business", "")), entry)
+    company_matches = [
+        CompanyMatch(
+            business=m.predicted,
+            label=m.label["name"],
+            predicted=str(by_name[m.predicted].get("stock_price_change")),
+            expected=m.label["stock_price_change"],
+            reason=str(by_name[m.predicted].get("reason") or ""),
+            quote=str(by_name[m.predicted].get("relevant_substring") or ""),
+            confidence=_confidence(by_name[m.predicted]),
+        )
+        for m in matches
+    ]
+    right = {m.business: m.predicted == m.expected for m in company_matches}
     quotes = [str(e.get("relevant_substring") or "") for e in entries]
     usage = [u for u in prediction.get("usage") or [] if isinstance(u, dict)]
     cached = [u.get("cached_tokens") for u in usage if u.get("cached_tokens") is not None]
@@ -101,17 +117,8 @@ def score_line(prediction: dict, expected: dict, article: str) -> LineScore:
         companies_tp=len(matches),
         companies_fp=len(extra),
         companies_fn=len(missed),
-        matches=[
-            CompanyMatch(
-                business=m.predicted,
-                label=m.label["name"],
-                predicted=str(by_name[m.predicted].get("stock_price_change")),
-                expected=m.label["stock_price_change"],
-                reason=str(by_name[m.predicted].get("reason") or ""),
-                quote=str(by_name[m.predicted].get("relevant_substring") or ""),
-            )
-            for m in matches
-        ],
+        matches=company_matches,
+        entries=_entries(entries, by_name, right),
         quotes_total=len(quotes),
         quotes_grounded=sum(1 for q in quotes if q and q in article),
         step_errors=len(prediction.get("errors") or []),
@@ -172,6 +179,7 @@ def line_result(line: int, score: LineScore, scored: bool = True) -> LineResult:
         directions_correct=sum(m.predicted == m.expected for m in score.matches),
         directions_total=len(score.matches),
         confusion=directions.confusion((m.expected, m.predicted) for m in score.matches),
+        entries=score.entries,
         summary_rouge_l=score.summary_rouge_l,
         prompt_tokens=score.prompt_tokens if scored else None,
         completion_tokens=score.completion_tokens if scored else None,
@@ -213,6 +221,9 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
         "direction_macro_f1_always_none": _number(directions.macro_f1(trivial)),
         "company_direction_f1": _number(directions.company_direction_f1(counts)),
         "company_direction_f1_always_none": _number(directions.company_direction_f1(trivial)),
+        "direction_ece": expected_calibration_error(e for s in lines for e in s.entries),
+        "confidence_coverage": _ratio(sum(e.confidence is not None for s in lines for e in s.entries),
+                                      sum(len(s.entries) for s in lines)),
         "grounding_rate": _ratio(sum(s.quotes_grounded for s in lines), sum(s.quotes_total for s in lines)),
         "judge_pass_rate": _ratio(sum(bool(j.passed) for j in verdicts), len(verdicts)),
         "judge_agreement": _ratio(sum(j.passed == j.direction_correct for j in verdicts), len(verdicts)),
@@ -250,6 +261,21 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
 
 def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
+
+
+def _entries(entries: list[dict], first: dict[str, dict], right: dict[str, bool]) -> list[Entry]:
+    """Each listed company as a calibration entry; only the first entry of a repeated name can match a label."""
+    out = []
+    for entry in entries:
+        name = str(entry.get("business", ""))
+        matched = entry is first[name] and name in right
+        out.append(Entry(confidence=_confidence(entry), matched=matched, right=matched and right[name]))
+    return out
+
+
+def _confidence(entry: dict) -> float | None:
+    value = entry.get("confidence")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _number(value) -> float | None:
