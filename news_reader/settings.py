@@ -92,6 +92,9 @@ class LLMSettings(BaseSettings):
     # Alternatives per token asked for with the business analysis, from which its direction's confidence is read;
     # 0 for a server or model that rejects `logprobs` (the confidence is then null).
     top_logprobs: int = Field(10, ge=0, le=20)
+    # The direction's calibration (evaluations/fit_calibration.py), fitted for the embedded model on the dev split;
+    # empty: the model's own probabilities, until one is fitted for another model.
+    direction_calibration: Path | None = Path(__file__).resolve().parent / "extraction" / "calibration.json"
     # Put prompts and answers into spans and log events. Off: logs carry no article text, prompt or answer.
     log_content: bool = Field(False, validation_alias="NEWS_READER_LOG_CONTENT")
 
@@ -99,6 +102,11 @@ class LLMSettings(BaseSettings):
         if self.base_url is None and self.provider == "openai":
             return LocalModelSettings().base_url
         return self.base_url
+
+    @field_validator("direction_calibration", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     def uses_local_server(self) -> bool:
         """The embedded llama-server: no base URL, or the one `make setup` gave the Prompt flow connection."""
@@ -124,6 +132,9 @@ class PipelineSettings(BaseSettings):
     max_article_chars: int = 20_000
     # Businesses analysed per article; the rest are reported as errors.
     max_businesses: int = 5
+    # A listed company is analysed only if it is named in the headline or first paragraph, or at least this often
+    # (0: every listed company); the rest are reported as skipped (news_reader/extraction/salience.py).
+    min_mentions: int = Field(3, ge=0)
 
 
 class ServingSettings(BaseSettings):

@@ -6,9 +6,10 @@ import math
 import pytest
 from openai.types.chat import ChatCompletionTokenLogprob
 
+from news_reader.extraction.calibration import Calibration
 from news_reader.extraction.direction import direction_probabilities
 from news_reader.extraction.pipeline import analyze
-from tests.conftest import ACME_ANSWER, ARTICLE
+from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER
 from tests.fake_llm import Reply
 
 
@@ -60,7 +61,7 @@ def test_each_analysis_carries_its_direction_probabilities_and_confidence(busine
     tokens = answer_tokens(ACME_ANSWER, ['"in', 'crease"'], {'"in': math.log(0.7), '"none': math.log(0.2),
                                                               '"de': math.log(0.1)})
     business_script.script("BusinessSpecificInfo:Acme Corp", Reply(content=json.dumps(ACME_ANSWER), logprobs=tokens))
-    info = analyze(ARTICLE, fake_settings)
+    info = analyze(ARTICLE, fake_settings.model_copy(update={"direction_calibration": None}))
     acme, globex = info.business_info
     assert acme.direction_probabilities == pytest.approx({"increase": 0.7, "none": 0.2, "decrease": 0.1})
     assert acme.confidence == pytest.approx(0.7)
@@ -73,3 +74,27 @@ def test_top_logprobs_0_asks_for_none(business_script, fake_settings):
     info = analyze(ARTICLE, fake_settings.model_copy(update={"top_logprobs": 0}))
     assert [b.confidence for b in info.business_info] == [None, None]
     assert not any("logprobs" in s.body for s in business_script.seen)
+
+
+def test_a_calibration_rescales_the_probabilities_and_the_most_probable_direction_is_answered(
+        business_script, fake_settings, tmp_path):
+    path = tmp_path / "calibration.json"
+    path.write_text(Calibration(temperature=2.0, bias={"increase": -1.0, "decrease": 0.0, "none": 0.0},
+                                fitted_on="a test").model_dump_json())
+    tokens = answer_tokens(ACME_ANSWER, ['"in', 'crease"'], {'"in': math.log(0.7), '"none': math.log(0.2),
+                                                              '"de': math.log(0.1)})
+    business_script.script("BusinessSpecificInfo:Acme Corp", Reply(content=json.dumps(ACME_ANSWER), logprobs=tokens))
+    acme, globex = analyze(ARTICLE, fake_settings.model_copy(update={"direction_calibration": path})).business_info
+    weights = {"increase": math.exp(math.log(0.7) / 2 - 1), "none": math.exp(math.log(0.2) / 2),
+               "decrease": math.exp(math.log(0.1) / 2)}  # 0.310, 0.447, 0.316 before normalising
+    total = sum(weights.values())
+    assert acme.direction_probabilities == pytest.approx({d: w / total for d, w in weights.items()})
+    assert acme.stock_price_change == "none" and acme.confidence == pytest.approx(weights["none"] / total)
+    assert globex.stock_price_change == GLOBEX_ANSWER["stock_price_change"]  # no probabilities: the model's answer
+
+
+def test_the_shipped_calibration_was_fitted_on_dev():
+    from news_reader.settings import LLMSettings
+
+    shipped = Calibration.model_validate_json(LLMSettings(model="m").direction_calibration.read_text())
+    assert "data/eval/dev.jsonl" in shipped.fitted_on and shipped.temperature > 0

@@ -10,5 +10,6 @@ from news_reader.settings import PipelineSettings
 @tool
 def business_analysis(connection: Connection, model: str, article: str, businesses: list) -> dict:
     """Fan out over the businesses with a bounded number of concurrent LLM calls; failures are recorded."""
-    max_businesses = PipelineSettings().max_businesses  # a node is an entry point: settings are read per call
-    return nodes.business_analysis(client_for(connection, model), article, businesses, max_businesses)
+    limits = PipelineSettings()  # a node is an entry point: settings are read per call
+    return nodes.business_analysis(client_for(connection, model), article, businesses, limits.max_businesses,
+                                   min_mentions=limits.min_mentions)

@@ -10,10 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import BaseModel, ValidationError
 
 from news_reader.extraction.article import headline
+from news_reader.extraction.calibration import Calibration
+from news_reader.extraction.calibration import load as load_calibration
 from news_reader.extraction.direction import direction_probabilities
 from news_reader.extraction.errors import InvalidModelOutput, NewsReaderError
 from news_reader.extraction.llm import LLMClient, about_business, parse_output
 from news_reader.extraction.prompting import DEFAULT_VARIANT
+from news_reader.extraction.salience import is_prominent
 from news_reader.extraction.schemas import (
     ArticleExtraction,
     ArticleInfo,
@@ -47,17 +50,26 @@ def businesses_involved(client: LLMClient, prompt: str, article: str) -> dict:
 
 
 def business_analysis(
-    client: LLMClient, article: str, businesses: list[str], max_businesses: int, variant: str = DEFAULT_VARIANT
+    client: LLMClient, article: str, businesses: list[str], max_businesses: int, variant: str = DEFAULT_VARIANT,
+    *, min_mentions: int,
 ) -> dict:
-    """One LLM call per business, at most `max_concurrency` at a time; a failure is recorded, not raised."""
+    """One LLM call per prominent business (salience.is_prominent), at most `max_concurrency` at a time; a failure
+    is recorded, not raised, and so is each business left out."""
     infos: list[BusinessInfo] = []
     usages: list[StepUsage] = []
+    prominent = [name for name in businesses if is_prominent(article, name, min_mentions)]
     errors = [
         StepError(step="business_analysis", business=name, kind="skipped",
+                  message=f"named only in passing: not in the headline or first paragraph, and fewer than "
+                  f"{min_mentions} times (NEWS_READER_MIN_MENTIONS)")
+        for name in businesses if name not in prominent
+    ] + [
+        StepError(step="business_analysis", business=name, kind="skipped",
                   message=f"more than {max_businesses} businesses (NEWS_READER_MAX_BUSINESSES)")
-        for name in businesses[max_businesses:]
+        for name in prominent[max_businesses:]
     ]
-    chosen, step = businesses[:max_businesses], STEPS["business_analysis"]
+    chosen, step = prominent[:max_businesses], STEPS["business_analysis"]
+    calibration = load_calibration(client.settings.direction_calibration)
 
     top_logprobs = client.settings.top_logprobs or None
 
@@ -65,7 +77,7 @@ def business_analysis(
         with about_business(name):
             prompt = step.render(article, variant, business=name)
             info, usage, tokens = step.run_with_logprobs(client, prompt, article, top_logprobs)
-        return with_confidence(info, name, direction_probabilities(tokens)), usage
+        return with_confidence(info, name, direction_probabilities(tokens), calibration), usage
 
     with ThreadPoolExecutor(max_workers=client.settings.max_concurrency) as pool:
         futures = [pool.submit(contextvars.copy_context().run, analyze_one, name) for name in chosen]
@@ -157,11 +169,18 @@ def _result(
     )
 
 
-def with_confidence(info: BaseModel, name: str, probabilities: dict[str, float] | None) -> BusinessInfo:
-    """The analysis of business `name`, with its direction's probabilities and the predicted one's confidence."""
+def with_confidence(info: BaseModel, name: str, probabilities: dict[str, float] | None,
+                    calibration: Calibration | None = None) -> BusinessInfo:
+    """The analysis of business `name` with its direction's (calibrated) probabilities; the direction is then the
+    most probable one, and the confidence its probability. Without probabilities, the model's answer stands."""
     analysis = {**info.model_dump(), "business": name}
-    confidence = probabilities[analysis["stock_price_change"]] if probabilities else None
-    return BusinessInfo(**analysis, direction_probabilities=probabilities, confidence=confidence)
+    if probabilities is None:
+        return BusinessInfo(**analysis, direction_probabilities=None, confidence=None)
+    if calibration is not None:
+        probabilities = calibration.apply(probabilities)
+    analysis["stock_price_change"] = max(probabilities, key=probabilities.get)
+    return BusinessInfo(**analysis, direction_probabilities=probabilities,
+                        confidence=probabilities[analysis["stock_price_change"]])
 
 
 def _dump(usage: StepUsage | None) -> dict | None:

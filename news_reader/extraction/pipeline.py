@@ -40,7 +40,7 @@ def analyze(
             client, prompt("businesses_involved", article), article),
         "business_analysis": lambda article, businesses: nodes.business_analysis(
             client, article, businesses["businesses"], limits.max_businesses,
-            variants.get("business_analysis", DEFAULT_VARIANT)),
+            variants.get("business_analysis", DEFAULT_VARIANT), min_mentions=limits.min_mentions),
         "assemble": nodes.assemble,
     }
     with _tracer.start_as_current_span("news_reader.analyze"):
