@@ -18,6 +18,8 @@ from news_reader.evaluation.matching import match_companies
 from news_reader.evaluation.records import read_jsonl
 from news_reader.extraction.calibration import DEFAULT_FILE, Calibration
 from news_reader.extraction.direction import DIRECTIONS
+from news_reader.extraction.salience import is_prominent
+from news_reader.settings import PipelineSettings
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPERATURES = np.round(np.arange(0.5, 8.01, 0.25), 2)
@@ -25,11 +27,15 @@ BIASES = np.round(np.arange(-4, 4.01, 0.25), 2)
 
 
 def labelled_probabilities(outputs: list[dict], dataset: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """The log-probabilities (rows in DIRECTIONS order) and labelled direction of every matched company."""
+    """The log-probabilities (rows in DIRECTIONS order) and labelled direction of every matched company among those
+    the flow would analyse today (salience check and cap, as NEWS_READER_MIN_MENTIONS and _MAX_BUSINESSES say)."""
     logs, labels = [], []
     by_line = {int(o["line_number"]): o for o in outputs}
+    limits = PipelineSettings()
     for line, expected in enumerate(dataset):
-        entries = [e for e in (by_line.get(line) or {}).get("business_info") or [] if e.get("direction_probabilities")]
+        listed = (by_line.get(line) or {}).get("business_info") or []
+        analysed = [e for e in listed if is_prominent(expected["article"], e["business"], limits.min_mentions)]
+        entries = [e for e in analysed[: limits.max_businesses] if e.get("direction_probabilities")]
         matches, _, _ = match_companies([e["business"] for e in entries], expected["companies"])
         first = {}
         for entry in entries:

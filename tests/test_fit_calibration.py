@@ -16,7 +16,8 @@ def write(tmp_path, labels: list[str]):
     outputs.write_text("".join(json.dumps({"line_number": i, "business_info": [
         {"business": "Acme", "stock_price_change": "increase", "direction_probabilities": OVERCONFIDENT}]}) + "\n"
         for i in range(len(labels))))
-    data.write_text("".join(json.dumps({"companies": [{"name": "Acme", "stock_price_change": label}]}) + "\n"
+    data.write_text("".join(json.dumps({"article": "Acme wins\n\nAcme did.",
+                                        "companies": [{"name": "Acme", "stock_price_change": label}]}) + "\n"
                             for label in labels))
     return outputs, data
 

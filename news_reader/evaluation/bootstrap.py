@@ -59,7 +59,7 @@ def difference_interval(
 
 def _resample(lines: list[LineResult], picks: np.ndarray) -> tuple[_Sums, _Sums]:
     """Sums and means of each field per resample; tokens and latency of unscored lines (None) are left out."""
-    fields = [f for f in LineResult.model_fields if f not in ("line", "scored", "confusion")]
+    fields = [f for f in LineResult.model_fields if f not in ("line", "scored", "confusion", "entries")]
     table = {f: np.array([np.nan if getattr(r, f) is None else float(getattr(r, f)) for r in lines])[picks]
              for f in fields}
     table.update({key: np.array([float((r.confusion or {}).get(key, 0)) for r in lines])[picks]

@@ -1,0 +1,93 @@
+"""Score a recorded flow run again as if the business analysis had decided with other settings: which listed
+companies are analysed (salience check, cap) and how the direction is read (calibration). The run must have
+analysed every company the newer settings would (record it with a high NEWS_READER_MAX_BUSINESSES and
+NEWS_READER_MIN_MENTIONS=0); each kept company's analysis, tokens and latency are the recorded ones.
+
+    python evaluations/replay_decisions.py RECORD.json OUTPUTS.jsonl --name dev-new                  # today's settings
+    python evaluations/replay_decisions.py RECORD.json OUTPUTS.jsonl --name dev-old --min-mentions 0 --uncalibrated
+
+This is how a decision rule is compared with the one before it without running the model twice: both replays of
+one run see the same answers, so their paired bootstrap interval shows the rule's effect alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from news_reader.evaluation.records import ExperimentRecord, read_jsonl
+from news_reader.evaluation.scoring import empty_answer, line_result, run_metrics, score_line
+from news_reader.extraction.calibration import Calibration
+from news_reader.extraction.calibration import load as load_calibration
+from news_reader.extraction.salience import is_prominent
+from news_reader.settings import LLMSettings, PipelineSettings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def replay(output: dict, article: str, min_mentions: int, max_businesses: int,
+           calibration: Calibration | None) -> dict:
+    """The flow output had the business analysis kept only the prominent companies, at most `max_businesses`, and
+    read each direction through `calibration` (None: the most probable raw direction)."""
+    entries = output.get("business_info") or []
+    kept = [e for e in entries if is_prominent(article, e["business"], min_mentions)][:max_businesses]
+    names = {e["business"] for e in kept}
+    decided = []
+    for entry in kept:
+        probabilities = entry.get("direction_probabilities")
+        if probabilities:
+            if calibration is not None:
+                probabilities = calibration.apply(probabilities)
+            direction = max(probabilities, key=probabilities.get)
+            entry = {**entry, "stock_price_change": direction, "direction_probabilities": probabilities,
+                     "confidence": probabilities[direction]}
+        decided.append(entry)
+    usage = [u for u in output.get("usage") or [] if u.get("business") is None or u["business"] in names]
+    dropped = [e for e in entries if e["business"] not in names]
+    errors = [e for e in output.get("errors") or [] if e.get("kind") != "skipped"] + [
+        {"step": "business_analysis", "business": e["business"], "kind": "skipped", "message": "replayed"}
+        for e in dropped]
+    replayed = {**output, "business_info": decided, "usage": usage, "errors": errors}
+    replayed.pop("line_number", None)  # Prompt flow's, not the flow's
+    return replayed
+
+
+@click.command()
+@click.argument("record_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("outputs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="The new record's name (and config column in reports).")
+@click.option("--min-mentions", type=int, default=None, help="Default: NEWS_READER_MIN_MENTIONS's.")
+@click.option("--max-businesses", type=int, default=None, help="Default: NEWS_READER_MAX_BUSINESSES's.")
+@click.option("--uncalibrated", is_flag=True, help="Read the model's own probabilities.")
+@click.option("--out", default=REPO / ".state" / "experiments", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+def main(record_path: Path, outputs: Path, name: str, min_mentions: int | None, max_businesses: int | None,
+         uncalibrated: bool, out: Path) -> None:
+    """Replay the flow outputs OUTPUTS of the run that RECORD_PATH records, and write the new record to --out."""
+    record = ExperimentRecord.load(record_path)
+    limits = PipelineSettings()
+    min_mentions = limits.min_mentions if min_mentions is None else min_mentions
+    max_businesses = limits.max_businesses if max_businesses is None else max_businesses
+    calibration = None if uncalibrated else load_calibration(LLMSettings(model="replay").direction_calibration)
+    labels = read_jsonl(REPO / record.dataset.path)
+    by_line = {int(o["line_number"]): o for o in read_jsonl(outputs)}
+    scored, unscored = {}, {}
+    for n, label in enumerate(labels):
+        if n in by_line:
+            output = replay(by_line[n], label["article"], min_mentions, max_businesses, calibration)
+            scored[n] = score_line(output, label, label["article"])
+        else:
+            unscored[n] = empty_answer(label, label["article"])
+    lines = [line_result(n, scored[n]) if n in scored else line_result(n, unscored[n], scored=False)
+             for n in range(len(labels))]
+    metrics = run_metrics(list(scored.values()), list(unscored.values()), [])
+    rule = (f"replayed: min_mentions {min_mentions}, max_businesses {max_businesses}, "
+            f"{'uncalibrated' if calibration is None else 'calibrated'}")
+    replayed = record.model_copy(update={"name": name, "config": name, "eval_run": rule, "metrics": metrics,
+                                         "lines": lines, "reference_ms": []})
+    click.echo(f"wrote {replayed.save(out)} ({rule})")
+
+
+if __name__ == "__main__":
+    main()
