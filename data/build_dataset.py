@@ -31,6 +31,8 @@ class CompanyLabel(BaseModel):
     name: str
     aliases: list[str]
     stock_price_change: Literal["increase", "decrease", "none"]
+    # Only in sets exported from feedback: the flow's confidence in the direction it answered.
+    model_confidence: float | None = Field(None, exclude_if=lambda value: value is None)
 
 
 class Label(BaseModel):

@@ -200,7 +200,8 @@ def _human(path: str, info: ArticleInfo, seconds: float) -> str:
     lines = [f"== {path}", info.title, info.summary, f"business news: {'yes' if info.is_about_business else 'no'}"]
     for entry in info.business_info:
         lines += [
-            f"  {entry.business}: {entry.stock_price_change} ({_ARROWS[entry.stock_price_change]})",
+            f"  {entry.business}: {entry.stock_price_change} ({_ARROWS[entry.stock_price_change]}"
+            + (f", confidence {entry.confidence:.0%})" if entry.confidence is not None else ")"),
             f"    reason: {entry.reason}",
             f'    quote: "{entry.relevant_substring}"',
         ]

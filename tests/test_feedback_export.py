@@ -34,7 +34,7 @@ def store(database):
 def analysed(store: Store, trace_id: str, *feedback: dict) -> None:
     """An analysis of ARTICLE (Acme Corp up, Globex down) with `feedback`, oldest first."""
     result = {"title": TITLE, "summary": SUMMARY, "is_about_business": True,
-              "business_info": [ACME_ANSWER, GLOBEX_ANSWER], "trace_id": trace_id, "usage": [], "errors": []}
+              "business_info": [{**ACME_ANSWER, "confidence": 0.62}, GLOBEX_ANSWER], "trace_id": trace_id, "usage": [], "errors": []}
     store.record_analysis(trace_id=trace_id, article=ARTICLE, result=result, model="fake", latency_ms=1)
     for given in feedback:
         store.record_feedback(trace_id, FeedbackRequest.model_validate(given))
@@ -57,6 +57,7 @@ def test_thumbs_up_makes_the_models_answer_the_label(store, tmp_path):
     assert line["id"] == "feedback/up" and line["article"] == ARTICLE.strip()
     assert (line["title_reference"], line["summary_reference"], line["is_about_business"]) == (TITLE, SUMMARY, True)
     assert companies(line) == {"Acme Corp": "increase", "Globex": "decrease"}
+    assert [c["model_confidence"] for c in line["companies"]] == [0.62, None]  # Globex's answer predates confidence
 
 
 def test_corrections_override_the_direction_of_the_companies_they_name(store, tmp_path):

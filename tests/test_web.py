@@ -63,6 +63,7 @@ def test_upload_analyse_give_feedback_and_find_it_stored_and_in_the_history(site
     expect(result.locator(".status")).to_contain_text("Done in")
     expect(result.locator("tbody tr")).to_have_count(2)
     expect(result.locator(".direction.increase")).to_have_text("increase")
+    expect(result.locator(".confidence")).to_have_text(["n/a", "n/a"])  # the fake LLM sends no log-probabilities
     expect(result.locator("mark")).to_have_count(2)  # both quotes found in the article, one across a line break
 
     result.get_by_label("👍 Yes").check()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -20,6 +20,9 @@ class LabelledCompany(BaseModel):
     name: str
     aliases: list[str]
     stock_price_change: StockPriceChange
+    model_confidence: float | None = Field(None, description=(
+        "The flow's confidence in the direction it answered (a reviewer's cue: corrections of confident answers "
+        "are the most telling); null where the LLM server gave none."))
 
 
 class LabelledExample(BaseModel):
@@ -55,7 +58,8 @@ def labelled_example(analysis: Analysis, feedback: Feedback) -> LabelledExample:
     answer = analysis.result or {}
     corrected = {c["business"]: c["stock_price_change"] for c in feedback.corrections}
     companies = [LabelledCompany(name=entry["business"], aliases=[],
-                                 stock_price_change=corrected.get(entry["business"], entry["stock_price_change"]))
+                                 stock_price_change=corrected.get(entry["business"], entry["stock_price_change"]),
+                                 model_confidence=entry.get("confidence"))
                  for entry in answer["business_info"]]
     return LabelledExample(id=f"{ID_PREFIX}{analysis.trace_id}", article=analysis.article.strip(),
                            title_reference=answer["title"], summary_reference=answer["summary"],

@@ -83,6 +83,11 @@ function markQuotes(container, article, quotes) {
   container.append(article.slice(last));
 }
 
+/** The direction's calibrated probability as a percentage; "n/a" where the LLM server gave no log-probabilities. */
+function confidenceText(confidence) {
+  return confidence === null || confidence === undefined ? "n/a" : `${Math.round(confidence * 100)}%`;
+}
+
 function renderResult(card, article, result, seconds) {
   card.querySelector(".status").textContent = `Done in ${seconds} s`;
   card.querySelector(".title").textContent = result.title;
@@ -95,6 +100,7 @@ function renderResult(card, article, result, seconds) {
     const row = element("tr");
     row.append(element("td", company.business));
     row.append(element("td", company.stock_price_change, `direction ${company.stock_price_change}`));
+    row.append(element("td", confidenceText(company.confidence), "confidence"));
     const reason = element("td", company.reason);
     reason.append(element("blockquote", company.relevant_substring));
     row.append(reason);
