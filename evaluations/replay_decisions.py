@@ -20,7 +20,7 @@ from news_reader.evaluation.records import ExperimentRecord, read_jsonl
 from news_reader.evaluation.scoring import empty_answer, line_result, run_metrics, score_line
 from news_reader.extraction.calibration import Calibration
 from news_reader.extraction.calibration import load as load_calibration
-from news_reader.extraction.salience import is_prominent
+from news_reader.extraction.salience import PASSING_MENTION, is_prominent
 from news_reader.settings import LLMSettings, PipelineSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +31,8 @@ def replay(output: dict, article: str, min_mentions: int, max_businesses: int,
     """The flow output had the business analysis kept only the prominent companies, at most `max_businesses`, and
     read each direction through `calibration` (None: the most probable raw direction)."""
     entries = output.get("business_info") or []
-    kept = [e for e in entries if is_prominent(article, e["business"], min_mentions)][:max_businesses]
+    prominent = [e for e in entries if is_prominent(article, e["business"], min_mentions)]
+    kept = prominent[:max_businesses]
     names = {e["business"] for e in kept}
     decided = []
     for entry in kept:
@@ -44,10 +45,10 @@ def replay(output: dict, article: str, min_mentions: int, max_businesses: int,
                      "confidence": probabilities[direction]}
         decided.append(entry)
     usage = [u for u in output.get("usage") or [] if u.get("business") is None or u["business"] in names]
-    dropped = [e for e in entries if e["business"] not in names]
     errors = [e for e in output.get("errors") or [] if e.get("kind") != "skipped"] + [
-        {"step": "business_analysis", "business": e["business"], "kind": "skipped", "message": "replayed"}
-        for e in dropped]
+        {"step": "business_analysis", "business": e["business"], "message": "replayed",
+         "kind": "skipped" if e in prominent else PASSING_MENTION}
+        for e in entries if e["business"] not in names]
     replayed = {**output, "business_info": decided, "usage": usage, "errors": errors}
     replayed.pop("line_number", None)  # Prompt flow's, not the flow's
     return replayed

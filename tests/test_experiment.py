@@ -82,11 +82,12 @@ def test_an_experiment_records_runs_hashes_and_metrics(pf_connection, business_s
     assert m["company_precision"] == 1.0 and m["company_recall"] == 1.0
     assert m["direction_accuracy"] == 0.5  # Globex predicted decrease, labelled none
     assert m["judge_pass_rate"] == 0.5 and m["judge_agreement"] == 1.0
-    # 100 prompt tokens a call. The fake calls the sport article business news too: its two analyses quote Acme's
-    # article, fail grounding and take a repair round each (7 calls; 5 for the business article).
-    assert m["prompt_tokens_per_article"] == (5 + 7) * 100 / 2
+    # 100 prompt tokens a call. The fake calls the sport article business news too and lists Acme and Globex, which
+    # it does not name: both are left out as passing mentions (3 calls; 5 for the business article).
+    assert m["prompt_tokens_per_article"] == (5 + 3) * 100 / 2
     # Quality counts every dataset line (the failed one as an empty answer); tokens count the lines that ran.
-    assert m["step_errors_per_article"] == 2 / 3 and m["grounding_rate"] == 1.0
+    assert m["step_errors_per_article"] == 0 and m["passing_mentions_per_article"] == 2 / 3
+    assert m["grounding_rate"] == 1.0
     # The fake calls the sport article business (wrong); the failed empty article, labelled not business, is right.
     assert m["business_accuracy"] == 2 / 3
     assert [(line.line, line.scored) for line in record.lines] == [(0, True), (1, True), (2, False)]

@@ -225,3 +225,23 @@ def test_a_set_without_rules_is_an_error_not_a_pass(tmp_path):
     path.write_text("version: 1\nsets:\n  smoke: {}\n")
     with pytest.raises(GateError, match="has no rules"):
         check(make_record(), Thresholds.load(path))
+
+
+def test_a_metric_must_beat_its_trivial_baseline_by_the_margin(tmp_path):
+    path = tmp_path / "thresholds.yaml"
+    path.write_text("version: 1\nsets:\n  smoke:\n    above_baseline:\n      direction_accuracy: 0.15\n")
+    thresholds = Thresholds.load(path)
+    passing = make_record(direction_accuracy=0.70, direction_accuracy_always_none=0.54)
+    failing = make_record(direction_accuracy=0.60, direction_accuracy_always_none=0.54)
+    unmeasured = make_record(direction_accuracy=0.70)
+    [ok] = check(passing, thresholds).checks
+    assert ok.passed and ok.rule == ">= trivial + 0.150 = 0.690" and ok.measured == "0.700"
+    assert not check(failing, thresholds).passed
+    assert not check(unmeasured, thresholds).passed  # no baseline measured: nothing to beat is not a pass
+
+
+def test_a_margin_over_a_metric_without_a_baseline_is_an_error(tmp_path):
+    path = tmp_path / "thresholds.yaml"
+    path.write_text("version: 1\nsets:\n  smoke:\n    above_baseline:\n      company_f1: 0.1\n")
+    with pytest.raises(GateError, match="company_f1 has no trivial baseline; metrics with one: business_accuracy"):
+        Thresholds.load(path)

@@ -22,7 +22,8 @@ def test_passing_mentions_and_companies_over_the_cap_are_dropped_with_their_toke
     replayed = replay(OUTPUT, ARTICLE, min_mentions=3, max_businesses=1, calibration=None)
     assert [b["business"] for b in replayed["business_info"]] == ["Acme Corp"]
     assert [u["business"] for u in replayed["usage"]] == [None, "Acme Corp"]
-    assert sorted(e["business"] for e in replayed["errors"]) == ["Globex", "Initech"]
+    assert sorted((e["business"], e["kind"]) for e in replayed["errors"]) == [("Globex", "skipped"),
+                                                                              ("Initech", "passing_mention")]
     assert "line_number" not in replayed
 
 

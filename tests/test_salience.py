@@ -36,7 +36,7 @@ def test_a_company_named_in_passing_is_reported_as_skipped_not_analysed(business
     info = analyze(article, fake_settings)
     assert "Initech" not in [b.business for b in info.business_info]
     skipped = [e for e in info.errors if e.business == "Initech"]
-    assert skipped[0].kind == "skipped" and "named only in passing" in skipped[0].message
+    assert skipped[0].kind == "passing_mention" and "named only in passing" in skipped[0].message
     analysed = [s for s in business_script.seen if "BusinessSpecificInfo" in str(s.body)]
     assert len(analysed) == 2 and not any('company "Initech"' in m["content"] for s in analysed
                                           for m in s.body["messages"])

@@ -19,19 +19,31 @@ class GateError(NewsReaderError):
 
 
 class Bounds(BaseModel):
-    """Lowest and highest acceptable value of each metric, for one dataset."""
+    """Lowest and highest acceptable value of each metric, and how far a metric must beat the trivial answer on the
+    same lines (`above_baseline`: the margin over the metric's baseline, e.g. direction accuracy over always none),
+    for one dataset."""
 
     model_config = ConfigDict(extra="forbid")
 
     min: dict[str, float] = {}
     max: dict[str, float] = {}
+    above_baseline: dict[str, float] = {}
 
-    @field_validator("min", "max")
+    @field_validator("min", "max", "above_baseline")
     @classmethod
     def _known_metrics(cls, rules: dict[str, float]) -> dict[str, float]:
         unknown = [name for name in rules if name not in METRICS]
         if unknown:
             raise ValueError(f"unknown metric {', '.join(unknown)}; metrics: {', '.join(METRICS)}")
+        return rules
+
+    @field_validator("above_baseline")
+    @classmethod
+    def _have_baselines(cls, rules: dict[str, float]) -> dict[str, float]:
+        without = [name for name in rules if METRICS[name].baseline is None]
+        if without:
+            with_one = [name for name, metric in METRICS.items() if metric.baseline]
+            raise ValueError(f"{', '.join(without)} has no trivial baseline; metrics with one: {', '.join(with_one)}")
         return rules
 
 
@@ -127,11 +139,25 @@ def check(record: ExperimentRecord, thresholds: Thresholds, set_name: str | None
     if set_name not in thresholds.sets:
         raise GateError(f"no threshold set {set_name!r}; sets: {', '.join(thresholds.sets) or 'none'}")
     bounds = thresholds.sets[set_name]
-    if not bounds.min and not bounds.max:
+    if not bounds.min and not bounds.max and not bounds.above_baseline:
         raise GateError(f"threshold set {set_name!r} has no rules: a gate that checks nothing cannot pass")
     checks = [_check(record, name, ">=", limit) for name, limit in bounds.min.items()]
     checks += [_check(record, name, "<=", limit) for name, limit in bounds.max.items()]
+    checks += [_check_margin(record, name, margin) for name, margin in bounds.above_baseline.items()]
     return GateResult(record, set_name, checks)
+
+
+def _check_margin(record: ExperimentRecord, name: str, margin: float) -> Check:
+    """The metric must reach its trivial baseline's value on the same lines plus `margin`."""
+    metric = METRICS[name]
+    value, trivial = record.metrics.get(name), record.metrics.get(metric.baseline)
+    if trivial is None:
+        return Check(name, f">= trivial + {metric.format(margin)} (trivial not measured)",
+                     "not measured" if value is None else metric.format(value), False)
+    rule = f">= trivial + {metric.format(margin)} = {metric.format(trivial + margin)}"
+    if value is None:
+        return Check(name, rule, "not measured", False)
+    return Check(name, rule, metric.format(value), value >= trivial + margin)
 
 
 def _check(record: ExperimentRecord, name: str, op: str, limit: float) -> Check:

@@ -16,7 +16,7 @@ from news_reader.extraction.direction import direction_probabilities
 from news_reader.extraction.errors import InvalidModelOutput, NewsReaderError
 from news_reader.extraction.llm import LLMClient, about_business, parse_output
 from news_reader.extraction.prompting import DEFAULT_VARIANT
-from news_reader.extraction.salience import is_prominent
+from news_reader.extraction.salience import PASSING_MENTION, is_prominent
 from news_reader.extraction.schemas import (
     ArticleExtraction,
     ArticleInfo,
@@ -59,7 +59,7 @@ def business_analysis(
     usages: list[StepUsage] = []
     prominent = [name for name in businesses if is_prominent(article, name, min_mentions)]
     errors = [
-        StepError(step="business_analysis", business=name, kind="skipped",
+        StepError(step="business_analysis", business=name, kind=PASSING_MENTION,
                   message=f"named only in passing: not in the headline or first paragraph, and fewer than "
                   f"{min_mentions} times (NEWS_READER_MIN_MENTIONS)")
         for name in businesses if name not in prominent
