@@ -113,7 +113,7 @@ def test_a_deployment_carries_the_slot_model_environment_and_azure_openai_settin
         "NEWS_READER_SERVING_THREADS": "6", "NEWS_READER_SERVING_COLLECT_DATA": "true", "PF_DISABLE_TRACING": "false",
         "NEWS_READER_LLM_PROVIDER": "azure",
         "NEWS_READER_LLM_AZURE_AD_AUTH": "true", "NEWS_READER_LLM_TIMEOUT_S": "60", "NEWS_READER_LLM_MAX_RETRIES": "1",
-        "NEWS_READER_LLM_MAX_RETRY_WAIT_S": "20",
+        "NEWS_READER_LLM_MAX_RETRY_WAIT_S": "20", "NEWS_READER_LLM_DIRECTION_CALIBRATION": "",
         "NEWS_READER_LLM_BASE_URL": "https://example.openai.azure.com/", "NEWS_READER_LLM_MODEL": "gpt-4o-mini",
         "APPLICATIONINSIGHTS_CONNECTION_STRING": SERVING.appinsights_connection_string,
         "NEWS_READER_DATABASE_URL": SERVING.database_url}
