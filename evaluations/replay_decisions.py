@@ -18,9 +18,9 @@ import click
 
 from news_reader.evaluation.records import ExperimentRecord, read_jsonl
 from news_reader.evaluation.scoring import empty_answer, line_result, run_metrics, score_line
-from news_reader.extraction.calibration import Calibration
+from news_reader.extraction.calibration import Calibration, decide
 from news_reader.extraction.calibration import load as load_calibration
-from news_reader.extraction.salience import PASSING_MENTION, is_prominent
+from news_reader.extraction.salience import PASSING_MENTION, select
 from news_reader.settings import LLMSettings, PipelineSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,25 +30,21 @@ def replay(output: dict, article: str, min_mentions: int, max_businesses: int,
            calibration: Calibration | None) -> dict:
     """The flow output had the business analysis kept only the prominent companies, at most `max_businesses`, and
     read each direction through `calibration` (None: the most probable raw direction)."""
-    entries = output.get("business_info") or []
-    prominent = [e for e in entries if is_prominent(article, e["business"], min_mentions)]
-    kept = prominent[:max_businesses]
-    names = {e["business"] for e in kept}
+    entries = {e["business"]: e for e in output.get("business_info") or []}
+    selection = select(article, list(entries), min_mentions, max_businesses)
     decided = []
-    for entry in kept:
-        probabilities = entry.get("direction_probabilities")
-        if probabilities:
-            if calibration is not None:
-                probabilities = calibration.apply(probabilities)
-            direction = max(probabilities, key=probabilities.get)
+    for name in selection.analysed:
+        entry = entries[name]
+        if entry.get("direction_probabilities"):
+            probabilities, direction = decide(entry["direction_probabilities"], calibration)
             entry = {**entry, "stock_price_change": direction, "direction_probabilities": probabilities,
                      "confidence": probabilities[direction]}
         decided.append(entry)
-    usage = [u for u in output.get("usage") or [] if u.get("business") is None or u["business"] in names]
+    analysed = set(selection.analysed)
+    usage = [u for u in output.get("usage") or [] if u.get("business") is None or u["business"] in analysed]
     errors = [e for e in output.get("errors") or [] if e.get("kind") != "skipped"] + [
-        {"step": "business_analysis", "business": e["business"], "message": "replayed",
-         "kind": "skipped" if e in prominent else PASSING_MENTION}
-        for e in entries if e["business"] not in names]
+        {"step": "business_analysis", "business": name, "message": "replayed", "kind": kind}
+        for kind, names in ((PASSING_MENTION, selection.passing), ("skipped", selection.over_cap)) for name in names]
     replayed = {**output, "business_info": decided, "usage": usage, "errors": errors}
     replayed.pop("line_number", None)  # Prompt flow's, not the flow's
     return replayed

@@ -13,6 +13,7 @@ REPO_STATE_DIR = Path(__file__).resolve().parents[1] / ".state"
 LOCAL_MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
 # The price table shipped with the package; NEWS_READER_PRICES_FILE points at another.
 PRICES_FILE = Path(__file__).resolve().parent / "prices.yaml"
+DIRECTION_CALIBRATION_FILE = Path(__file__).resolve().parent / "extraction" / "calibration.json"
 
 StructuredOutput = Literal["json_schema", "json_object_schema", "json_object"]
 
@@ -94,7 +95,7 @@ class LLMSettings(BaseSettings):
     top_logprobs: int = Field(10, ge=0, le=20)
     # The direction's calibration (evaluations/fit_calibration.py), fitted for the embedded model on the dev split;
     # empty: the model's own probabilities, until one is fitted for another model.
-    direction_calibration: Path | None = Path(__file__).resolve().parent / "extraction" / "calibration.json"
+    direction_calibration: Path | None = DIRECTION_CALIBRATION_FILE
     # Put prompts and answers into spans and log events. Off: logs carry no article text, prompt or answer.
     log_content: bool = Field(False, validation_alias="NEWS_READER_LOG_CONTENT")
 

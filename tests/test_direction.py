@@ -23,8 +23,8 @@ def answer_tokens(answer: dict, value_tokens: list[str], alternatives: dict[str,
     chunks = [head[i:i + 5] for i in range(0, len(head), 5)]
 
     def token(text: str, logprob: float = -0.01, top: dict[str, float] | None = None) -> dict:
-        return {"token": text, "logprob": logprob, "bytes": list(text.encode()),
-                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in (top or {}).items()]}
+        ranked = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in (top or {}).items()]
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode()), "top_logprobs": ranked}
 
     values = [token(t, alternatives[t], alternatives) if i == at else token(t) for i, t in enumerate(value_tokens)]
     return [token(t) for t in chunks] + values + [token(rest)]

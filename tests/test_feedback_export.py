@@ -34,7 +34,8 @@ def store(database):
 def analysed(store: Store, trace_id: str, *feedback: dict) -> None:
     """An analysis of ARTICLE (Acme Corp up, Globex down) with `feedback`, oldest first."""
     result = {"title": TITLE, "summary": SUMMARY, "is_about_business": True,
-              "business_info": [{**ACME_ANSWER, "confidence": 0.62}, GLOBEX_ANSWER], "trace_id": trace_id, "usage": [], "errors": []}
+              "business_info": [{**ACME_ANSWER, "confidence": 0.62}, GLOBEX_ANSWER], "trace_id": trace_id,
+              "usage": [], "errors": []}
     store.record_analysis(trace_id=trace_id, article=ARTICLE, result=result, model="fake", latency_ms=1)
     for given in feedback:
         store.record_feedback(trace_id, FeedbackRequest.model_validate(given))

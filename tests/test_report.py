@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from news_reader.cli import main
-from news_reader.evaluation.report import ReportError, compare, markdown
 from news_reader.evaluation import directions
 from news_reader.evaluation.calibration import Entry
 from news_reader.evaluation.records import LineResult
+from news_reader.evaluation.report import ReportError, compare, markdown
 from tests.test_gate import make_record
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -49,4 +49,5 @@ def test_the_openapi_document_is_valid_and_states_the_limits(auth):
     assert set(document["paths"]) == {"/score", "/feedback", "/api/analyses", "/api/analyses/{trace_id}", "/metrics",
                                       "/health", "/version"}
     assert {"title", "business_info", "trace_id"} <= set(document["components"]["schemas"]["ArticleInfo"]["properties"])
-    assert {"confidence", "direction_probabilities"} <= set(document["components"]["schemas"]["BusinessInfo"]["properties"])
+    business = document["components"]["schemas"]["BusinessInfo"]["properties"]
+    assert {"confidence", "direction_probabilities"} <= set(business)

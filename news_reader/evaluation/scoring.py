@@ -219,7 +219,7 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
         "company_precision": _ratio(tp, tp + fp),
         "company_recall": _ratio(tp, tp + fn),
         "company_f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        "direction_accuracy": _ratio(sum(m.predicted == m.expected for m in matches), len(matches)),
+        "direction_accuracy": _number(directions.accuracy(counts)),
         "direction_accuracy_always_none": _number(directions.accuracy(trivial)),
         "direction_macro_f1": _number(directions.macro_f1(counts)),
         "direction_macro_f1_always_none": _number(directions.macro_f1(trivial)),

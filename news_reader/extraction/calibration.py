@@ -12,8 +12,6 @@ from pydantic import BaseModel, Field
 
 from news_reader.extraction.schemas import StockPriceChange
 
-DEFAULT_FILE = Path(__file__).resolve().parent / "calibration.json"
-
 
 class Calibration(BaseModel):
     temperature: float = Field(gt=0)
@@ -33,3 +31,10 @@ class Calibration(BaseModel):
 def load(path: Path | None) -> Calibration | None:
     """The calibration in `path` (None: the model's own probabilities)."""
     return Calibration.model_validate_json(path.read_text()) if path is not None else None
+
+
+def decide(probabilities: dict[str, float], calibration: Calibration | None) -> tuple[dict[str, float], str]:
+    """The (calibrated) probabilities and the most probable direction under them: the direction answered."""
+    if calibration is not None:
+        probabilities = calibration.apply(probabilities)
+    return probabilities, max(probabilities, key=probabilities.get)

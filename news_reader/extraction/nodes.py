@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import BaseModel, ValidationError
 
 from news_reader.extraction.article import headline
-from news_reader.extraction.calibration import Calibration
+from news_reader.extraction.calibration import Calibration, decide
 from news_reader.extraction.calibration import load as load_calibration
 from news_reader.extraction.direction import direction_probabilities
 from news_reader.extraction.errors import InvalidModelOutput, NewsReaderError
 from news_reader.extraction.llm import LLMClient, about_business, parse_output
 from news_reader.extraction.prompting import DEFAULT_VARIANT
-from news_reader.extraction.salience import PASSING_MENTION, is_prominent
+from news_reader.extraction.salience import PASSING_MENTION, select
 from news_reader.extraction.schemas import (
     ArticleExtraction,
     ArticleInfo,
@@ -57,18 +57,18 @@ def business_analysis(
     is recorded, not raised, and so is each business left out."""
     infos: list[BusinessInfo] = []
     usages: list[StepUsage] = []
-    prominent = [name for name in businesses if is_prominent(article, name, min_mentions)]
+    selection = select(article, businesses, min_mentions, max_businesses)
     errors = [
         StepError(step="business_analysis", business=name, kind=PASSING_MENTION,
                   message=f"named only in passing: not in the headline or first paragraph, and fewer than "
                   f"{min_mentions} times (NEWS_READER_MIN_MENTIONS)")
-        for name in businesses if name not in prominent
+        for name in selection.passing
     ] + [
         StepError(step="business_analysis", business=name, kind="skipped",
                   message=f"more than {max_businesses} businesses (NEWS_READER_MAX_BUSINESSES)")
-        for name in prominent[max_businesses:]
+        for name in selection.over_cap
     ]
-    chosen, step = prominent[:max_businesses], STEPS["business_analysis"]
+    chosen, step = selection.analysed, STEPS["business_analysis"]
     calibration = load_calibration(client.settings.direction_calibration)
 
     top_logprobs = client.settings.top_logprobs or None
@@ -143,16 +143,21 @@ def single_prompt(client: LLMClient, prompt: str, article: str) -> ArticleInfo:
                 errors.append(
                     StepError(step="single_prompt", business=entry.business, kind=error.kind, message=message)
                 )
-        return _result(article, extraction, extraction, infos, [error.usage], errors)
+        return _result(article, extraction, extraction, _unrated(infos), [error.usage], errors)
     assert isinstance(extraction, ArticleExtraction)
-    return _result(article, extraction, extraction, extraction.business_info, [usage], [])
+    return _result(article, extraction, extraction, _unrated(extraction.business_info), [usage], [])
+
+
+def _unrated(infos: list[BusinessSpecificInfo]) -> list[BusinessInfo]:
+    """The single prompt's entries: its call asks for no log-probabilities, so they carry no confidence."""
+    return [with_confidence(info, info.business, None) for info in infos]
 
 
 def _result(
     article: str,
     general: GeneralInfo,
     category: BusinessCategory,
-    business_info: list[BusinessSpecificInfo],
+    business_info: list[BusinessInfo],
     usage: list[StepUsage],
     errors: list[StepError],
 ) -> ArticleInfo:
@@ -161,8 +166,7 @@ def _result(
         title=headline(article) or general.title,
         summary=general.summary,
         is_about_business=category.is_about_business,
-        business_info=[BusinessInfo.model_validate(b.model_dump()) for b in business_info]
-        if category.is_about_business else [],
+        business_info=business_info if category.is_about_business else [],
         trace_id=current_trace_id(),
         usage=usage,
         errors=errors,
@@ -176,9 +180,7 @@ def with_confidence(info: BaseModel, name: str, probabilities: dict[str, float] 
     analysis = {**info.model_dump(), "business": name}
     if probabilities is None:
         return BusinessInfo(**analysis, direction_probabilities=None, confidence=None)
-    if calibration is not None:
-        probabilities = calibration.apply(probabilities)
-    analysis["stock_price_change"] = max(probabilities, key=probabilities.get)
+    probabilities, analysis["stock_price_change"] = decide(probabilities, calibration)
     return BusinessInfo(**analysis, direction_probabilities=probabilities,
                         confidence=probabilities[analysis["stock_price_change"]])
 

@@ -5,6 +5,7 @@ a quarter match a label; named in the headline or first paragraph, or at least t
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 _LEADING = {"the", "a", "an"}
 # The StepError kind of a company left out by the check: a decision, reported so nothing is lost, not a failure.
@@ -24,3 +25,18 @@ def is_prominent(article: str, name: str, min_mentions: int) -> bool:
     if any(word.search(p) for p in paragraphs[:2]):
         return True
     return len(word.findall(article)) >= min_mentions
+
+
+class Selection(NamedTuple):
+    """Which listed businesses are analysed, in the order listed, and why the others are not."""
+
+    analysed: list[str]
+    passing: list[str]  # named only in passing
+    over_cap: list[str]  # prominent, but more than max_businesses
+
+
+def select(article: str, names: list[str], min_mentions: int, max_businesses: int) -> Selection:
+    """The prominent names, at most `max_businesses` of them; the rest, by reason."""
+    prominent = [name for name in names if is_prominent(article, name, min_mentions)]
+    passing = [name for name in names if name not in prominent]
+    return Selection(prominent[:max_businesses], passing, prominent[max_businesses:])
