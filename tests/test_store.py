@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -224,6 +225,23 @@ def test_sqlite_runs_in_wal_mode_and_waits_for_locks(tmp_path):
         assert pragma("PRAGMA journal_mode").scalar() == "wal"
         assert pragma("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
         assert pragma("PRAGMA foreign_keys").scalar() == 1
+    store.close()
+    assert sqlite3.connect(tmp_path / "store.db").execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_opening_a_new_sqlite_file_waits_while_another_process_holds_its_write_lock(tmp_path):
+    """Switching a new file to WAL meets no busy handler in SQLite itself: it failed at once with 'database is
+    locked' when several server workers started together on a fresh database."""
+    holder = sqlite3.connect(tmp_path / "store.db", isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (a)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO other VALUES (1)")
+    release = threading.Timer(0.5, holder.execute, ["COMMIT"])
+    release.start()
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    assert store.migrate() == "0001"
+    release.join()
+    holder.close()
     store.close()
     assert sqlite3.connect(tmp_path / "store.db").execute("PRAGMA journal_mode").fetchone() == ("wal",)
 

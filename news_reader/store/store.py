@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -14,6 +15,7 @@ from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload, sessionmaker
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 from news_reader.extraction.errors import NewsReaderError
 from news_reader.store.export import write_dataset
@@ -174,7 +176,7 @@ def _use_wal_and_wait_for_locks(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -183,3 +185,10 @@ def _use_wal_and_wait_for_locks(engine: Engine) -> None:
         immediate = connection.get_execution_options().get("sqlite_immediate")
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+
+@retry(retry=retry_if_exception(lambda e: isinstance(e, sqlite3.OperationalError) and "locked" in str(e)),
+       stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_MS / 1000), wait=wait_random(0.01, 0.1), reraise=True)
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """WAL mode for the database file. Switching a new file takes a lock SQLite does not wait for (no busy handler,
+    to avoid deadlock) while another process switches or migrates it, so this waits here, up to the busy timeout."""
+    cursor.execute("PRAGMA journal_mode = WAL")
