@@ -48,7 +48,7 @@ def step_graph(dag: dict) -> dict[str, tuple[dict[str, str], str | None]]:
     `graph.Node` declares them. A step's prompt node belongs to the step (the pipeline renders the prompt itself), and
     python nodes that only feed prompt nodes (the answer formats) are the prompts' helpers, not steps."""
     resolved = {node["name"]: node for node in nodes(dag)}
-    prompt_nodes = {name for name, node in resolved.items() if node["type"] == "prompt"}
+    prompt_nodes = set(step_prompt_nodes(dag))
     readers: dict[str, set[str]] = {}
     for name, node in resolved.items():
         for value in node.get("inputs", {}).values():
@@ -70,8 +70,32 @@ def step_graph(dag: dict) -> dict[str, tuple[dict[str, str], str | None]]:
 def prompt_conditions(dag: dict) -> dict[str, tuple[str | None, str | None]]:
     """For each prompt node: its own activation condition and that of the step that sends its prompt."""
     resolved = {node["name"]: node for node in nodes(dag)}
-    return {name: (_condition(node), _condition(resolved.get(name.removesuffix(_PROMPT_SUFFIX), {})))
-            for name, node in resolved.items() if node["type"] == "prompt"}
+    return {name: (_condition(resolved[name]), _condition(resolved.get(name.removesuffix(_PROMPT_SUFFIX), {})))
+            for name in step_prompt_nodes(dag)}
+
+
+def step_prompt_nodes(dag: dict) -> list[str]:
+    """The steps' prompt nodes: prompt nodes, and python nodes named for a step's prompt (`<step>_prompt` beside
+    `<step>`), which pass a template on to the step."""
+    resolved = {node["name"]: node for node in nodes(dag)}
+    return [name for name, node in resolved.items()
+            if node["type"] == "prompt" or name.removesuffix(_PROMPT_SUFFIX) in resolved.keys() - {name}]
+
+
+def template_path(node: dict) -> str:
+    """The template a step's prompt node uses: a prompt node's source, or the `template` input of a python node
+    that passes a template's text on."""
+    return node["source"]["path"] if node["type"] == "prompt" else node["inputs"]["template"]
+
+
+def _with_template(node: dict, path: str) -> dict:
+    """A copy of a step's prompt node that uses the template at `path`."""
+    node = copy.deepcopy(node)
+    if node["type"] == "prompt":
+        node["source"]["path"] = path
+    else:
+        node["inputs"]["template"] = path
+    return node
 
 
 def sync_variants(flow_dir: Path, write: bool = True) -> bool:
@@ -84,13 +108,12 @@ def sync_variants(flow_dir: Path, write: bool = True) -> bool:
     written = {}
     for name, spec in dag.get("node_variants", {}).items():
         step, base = name.removesuffix(_PROMPT_SUFFIX), spec["variants"][DEFAULT_VARIANT]["node"]
-        folder = Path(base["source"]["path"]).parent
+        folder = Path(template_path(base)).parent
         templates = _included(Path(flow_dir), dag, folder)
         found = {}
         for variant in variants(step, templates):
-            node = copy.deepcopy(base)
-            node["source"]["path"] = (folder / template_file(step, variant, templates)).as_posix()
-            found[variant] = {"node": node}
+            template = folder / template_file(step, variant, templates)
+            found[variant] = {"node": _with_template(base, template.as_posix())}
         default = spec["default_variant_id"] if spec["default_variant_id"] in found else DEFAULT_VARIANT
         written[name] = {"default_variant_id": default, "variants": found}
     head, marker, _ = text.partition("\nnode_variants:\n")

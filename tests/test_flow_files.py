@@ -39,18 +39,18 @@ def test_both_flows_carry_the_same_sample_data():
 def test_every_prompt_node_offers_exactly_the_variants_its_templates_give(flow):
     from news_reader.extraction.prompting import template_file
     from news_reader.extraction.steps import STEPS, prompt_node
-    from news_reader.flow_dag import nodes, read_dag
+    from news_reader.flow_dag import read_dag, step_prompt_nodes, template_path
 
     dag = read_dag(flow)
     offered = dict(dag.get("node_variants", {}))
-    prompt_nodes = [node["name"] for node in nodes(dag) if node["type"] == "prompt"]
+    prompt_nodes = step_prompt_nodes(dag)
     assert prompt_nodes and all(node.get("use_variants") for node in dag["nodes"] if node["name"] in prompt_nodes)
     for name in prompt_nodes:
         step = STEPS[name.removesuffix("_prompt")]
         assert prompt_node(step.name) == name
         spec = offered.pop(name)
         assert spec["default_variant_id"] == step.variants[0]
-        assert {variant: spec["variants"][variant]["node"]["source"]["path"] for variant in spec["variants"]} == {
+        assert {variant: template_path(spec["variants"][variant]["node"]) for variant in spec["variants"]} == {
             variant: f"news_reader/extraction/prompts/{template_file(step.name, variant)}" for variant in step.variants}
     assert offered == {}, f"variants of nodes that are no step's prompt: {', '.join(offered)}"
 

@@ -113,6 +113,22 @@ def test_a_variant_is_selected_with_the_node_variant_syntax(pf, business_script)
     assert "at most 10 words" in general.body["messages"][1]["content"]
 
 
+def test_the_business_analysis_prompt_has_variants_in_the_flow_as_in_the_pipeline(pf, business_script, fake_settings):
+    # Its prompt is rendered once per business inside the node, so its variants pass the template's text on.
+    def business_prompts() -> list[str]:
+        return sorted(s.body["messages"][1]["content"] for s in business_script.seen
+                      if s.key.startswith("BusinessSpecificInfo"))
+
+    result = run_flow(pf, variant="${business_analysis_prompt.variant_1}")
+    sent = business_prompts()
+    assert len(sent) == 2 and all("Most news does not move a company's share price" in prompt for prompt in sent)
+    assert '"Acme Corp"' in sent[0] and '"Globex"' in sent[1]
+    business_script.seen.clear()
+    expected = analyze(ARTICLE, fake_settings, variants={"business_analysis": "variant_1"})
+    assert business_prompts() == sent
+    assert without_volatile(result) == without_volatile(expected.model_dump(mode="json"))
+
+
 def test_an_empty_article_fails_the_flow_with_a_clear_message(pf, fake_llm):
     with pytest.raises(Exception, match="article is empty"):
         run_flow(pf, article="  \n ")

@@ -2,7 +2,14 @@
 
 import pytest
 
-from news_reader.extraction.prompting import PROMPTS_DIR, output_format, render, template_file, variants
+from news_reader.extraction.prompting import (
+    PROMPTS_DIR,
+    output_format,
+    render_source,
+    template_file,
+    template_source,
+    variants,
+)
 from news_reader.extraction.schemas import QUOTE_MAX_WORDS, QUOTE_MIN_WORDS, BusinessSpecificInfo
 from news_reader.extraction.steps import STEPS, prompt_inputs
 
@@ -15,13 +22,14 @@ def all_templates():
 
 @pytest.mark.parametrize(("step", "variant"), all_templates())
 def test_every_prompt_starts_with_the_same_article_block_so_servers_can_cache_it(step, variant):
-    prompt = render(step, variant, article=ARTICLE, output_format="F", business="Acme", quote_words="8 to 25")
+    prompt = render_source(template_source(step, variant), article=ARTICLE, output_format="F", business="Acme",
+                           quote_words="8 to 25")
     assert prompt.startswith(f"<article>\n{ARTICLE}\n</article>\n\n")
     assert prompt.rstrip().endswith("F")
 
 
 def test_article_text_is_not_evaluated_as_a_template():
-    assert "{{ 7 * 7 }}" in render("general_info", article=ARTICLE, output_format="F")
+    assert "{{ 7 * 7 }}" in render_source(template_source("general_info"), article=ARTICLE, output_format="F")
 
 
 def test_general_info_and_business_category_have_variants_to_compare():
@@ -52,7 +60,8 @@ def test_rendering_matches_prompt_flow_prompt_nodes(step, variant):
 
     variables = {"article": ARTICLE, "output_format": "F", "business": "Acme", "quote_words": "8 to 25"}
     template = (PROMPTS_DIR / template_file(step, variant)).read_text()
-    assert render(step, variant, **variables) == str(render_template_jinja2(template, **variables))
+    rendered = render_source(template_source(step, variant), **variables)
+    assert rendered == str(render_template_jinja2(template, **variables))
 
 
 @pytest.mark.parametrize(("step", "variant"), all_templates())

@@ -15,7 +15,6 @@ from news_reader.extraction.calibration import load as load_calibration
 from news_reader.extraction.direction import direction_probabilities
 from news_reader.extraction.errors import InvalidModelOutput, NewsReaderError
 from news_reader.extraction.llm import LLMClient, about_business, parse_output
-from news_reader.extraction.prompting import DEFAULT_VARIANT
 from news_reader.extraction.salience import PASSING_MENTION, select
 from news_reader.extraction.schemas import (
     ArticleExtraction,
@@ -50,11 +49,11 @@ def businesses_involved(client: LLMClient, prompt: str, article: str) -> dict:
 
 
 def business_analysis(
-    client: LLMClient, article: str, businesses: list[str], max_businesses: int, variant: str = DEFAULT_VARIANT,
-    *, min_mentions: int,
+    client: LLMClient, template: str, article: str, businesses: list[str], max_businesses: int, *, min_mentions: int,
 ) -> dict:
-    """One LLM call per prominent business (salience.is_prominent), at most `max_concurrency` at a time; a failure
-    is recorded, not raised, and so is each business left out."""
+    """One LLM call per prominent business (salience.is_prominent), at most `max_concurrency` at a time, its prompt
+    rendered from `template` (the text of a business_analysis template); a failure is recorded, not raised, and so
+    is each business left out."""
     infos: list[BusinessInfo] = []
     usages: list[StepUsage] = []
     selection = select(article, businesses, min_mentions, max_businesses)
@@ -75,7 +74,7 @@ def business_analysis(
 
     def analyze_one(name: str) -> tuple[BusinessInfo, StepUsage]:
         with about_business(name):
-            prompt = step.render(article, variant, business=name)
+            prompt = step.render_source(template, article, business=name)
             info, usage, tokens = step.run_with_logprobs(client, prompt, article, top_logprobs)
         return with_confidence(info, name, direction_probabilities(tokens), calibration), usage
 

@@ -8,7 +8,7 @@ from news_reader.extraction import nodes
 from news_reader.extraction.article import prepare_article
 from news_reader.extraction.graph import GRAPH, SINGLE_GRAPH, run_graph
 from news_reader.extraction.llm import get_client
-from news_reader.extraction.prompting import DEFAULT_VARIANT
+from news_reader.extraction.prompting import DEFAULT_VARIANT, template_source
 from news_reader.extraction.schemas import ArticleInfo
 from news_reader.extraction.steps import STEPS
 from news_reader.settings import LLMSettings, PipelineSettings
@@ -39,8 +39,8 @@ def analyze(
         "businesses_involved": lambda article: nodes.businesses_involved(
             client, prompt("businesses_involved", article), article),
         "business_analysis": lambda article, businesses: nodes.business_analysis(
-            client, article, businesses["businesses"], limits.max_businesses,
-            variants.get("business_analysis", DEFAULT_VARIANT), min_mentions=limits.min_mentions),
+            client, template_source("business_analysis", variants.get("business_analysis", DEFAULT_VARIANT)),
+            article, businesses["businesses"], limits.max_businesses, min_mentions=limits.min_mentions),
         "assemble": nodes.assemble,
     }
     with _tracer.start_as_current_span("news_reader.analyze"):

@@ -15,7 +15,6 @@ PROMPTS_DIR = Path(__file__).parent / "prompts"
 DEFAULT_VARIANT = "variant_0"
 
 
-
 @cache
 def _environment(directory: Path) -> SandboxedEnvironment:
     # The same options as Prompt flow's prompt nodes, so both paths render the same text.
@@ -38,8 +37,15 @@ def variants(step: str, templates: Path = PROMPTS_DIR) -> list[str]:
     return [DEFAULT_VARIANT, *found]
 
 
-def render(step: str, variant: str = DEFAULT_VARIANT, **variables: object) -> str:
-    return render_file(PROMPTS_DIR / template_file(step, variant), **variables)
+def template_source(step: str, variant: str = DEFAULT_VARIANT) -> str:
+    """A step's template text, unrendered: for a step whose node renders its prompt several times (once per
+    business), the DAG passes the template itself on."""
+    return (PROMPTS_DIR / template_file(step, variant)).read_text(encoding="utf-8")
+
+
+def render_source(source: str, **variables: object) -> str:
+    """A template's text rendered like the template files (same options)."""
+    return _environment(PROMPTS_DIR).from_string(source).render(**variables)
 
 
 def render_file(template: Path, **variables: object) -> str:

@@ -11,7 +11,7 @@ from openai.types.chat import ChatCompletionTokenLogprob
 from pydantic import BaseModel
 
 from news_reader.extraction.llm import LLMClient
-from news_reader.extraction.prompting import DEFAULT_VARIANT, output_format, render
+from news_reader.extraction.prompting import DEFAULT_VARIANT, output_format, render_source, template_source
 from news_reader.extraction.prompting import variants as template_variants
 from news_reader.extraction.schemas import (
     QUOTE_MAX_WORDS,
@@ -47,8 +47,12 @@ class Step:
         return output_format(self.output)
 
     def render(self, article: str, variant: str = DEFAULT_VARIANT, **variables: str) -> str:
-        return render(self.name, variant, article=article, output_format=self.output_format, quote_words=QUOTE_WORDS,
-                      **variables)
+        return self.render_source(template_source(self.name, variant), article, **variables)
+
+    def render_source(self, source: str, article: str, **variables: str) -> str:
+        """The prompt from one of the step's templates, given as its text (see `template_source`)."""
+        return render_source(source, article=article, output_format=self.output_format, quote_words=QUOTE_WORDS,
+                             **variables)
 
     def run(self, client: LLMClient, prompt: str, article: str) -> tuple[BaseModel, StepUsage]:
         answer, usage, _ = self.run_with_logprobs(client, prompt, article, top_logprobs=None)
