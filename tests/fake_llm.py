@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +22,8 @@ class Reply:
     status: int = 200
     content: str | None = None
     body: str | None = None  # sent as is instead of a chat completion
+    content_type: str = "text/html"  # the body's
+    reset: bool = False  # abort the connection instead of answering
     finish_reason: str = "stop"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
@@ -42,6 +47,22 @@ def reference_answer(tokens: int = 48) -> Reply:
 def html_page(text: str = "<html><body>Gateway says hello</body></html>") -> Reply:
     """What a misconfigured proxy answers: HTTP 200, not JSON."""
     return Reply(body=text)
+
+
+def not_a_completion(payload: object) -> Reply:
+    """HTTP 200 with JSON that is not a chat completion, e.g. a gateway's `{"error": ...}` or `choices: []`."""
+    return Reply(body=json.dumps(payload), content_type="application/json")
+
+
+def truncated() -> Reply:
+    """HTTP 200 with a chat completion cut off mid-body, as a dropped proxy connection leaves it."""
+    return Reply(body='{"id": "chatcmpl-fake", "object": "chat.completion", "choices": [{"mess',
+                 content_type="application/json")
+
+
+def connection_reset() -> Reply:
+    """The connection aborted (TCP reset) before any answer, as a crashed server or proxy does."""
+    return Reply(reset=True)
 
 
 def error(status: int, retry_after: float | None = None) -> Reply:
@@ -97,6 +118,8 @@ class FakeLLM:
             reply = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else error(404)
         try:
             time.sleep(reply.delay_s)
+            if reply.reset:
+                _reset(request)
             return _response(reply, body)
         finally:
             with self._lock:
@@ -113,9 +136,19 @@ def request_key(body: dict) -> str:
     return f"{title}:{match['name']}" if match and title == "BusinessSpecificInfo" else str(title)
 
 
+def _reset(request: Request) -> None:
+    """Close the request's connection with a TCP reset. Its file descriptor then holds one end of a closed socket
+    pair, so that werkzeug, answering into it, sees a dropped client and says nothing."""
+    connection = request.environ["werkzeug.socket"]
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    spare, peer = socket.socketpair()
+    with spare, peer:
+        os.dup2(spare.fileno(), connection.fileno())  # the connection's last reference: closed, and reset
+
+
 def _response(reply: Reply, body: dict) -> Response:
     if reply.body is not None:
-        return Response(reply.body, status=reply.status, mimetype="text/html")
+        return Response(reply.body, status=reply.status, mimetype=reply.content_type)
     if reply.status != 200:
         payload = {"error": {"message": f"scripted HTTP {reply.status}", "type": "fake"}}
         return Response(json.dumps(payload), status=reply.status, headers=reply.headers, mimetype="application/json")

@@ -42,6 +42,16 @@ def test_a_stray_control_character_is_dropped_not_refused():
     assert prepare("Profits rose\x07 again " + "x" * 200).startswith("Profits rose again")
 
 
+@pytest.mark.parametrize("surrogate", ["\ud800", "\udfff"])
+def test_a_lone_surrogate_is_refused_as_text_that_cannot_be_stored_or_sent(surrogate):
+    with pytest.raises(InvalidArticle, match=f"lone surrogate \\(U\\+{ord(surrogate):04X}\\) at character 13"):
+        prepare(f"Acme shares {surrogate} rose sharply on Monday " + "x" * 200)
+
+
+def test_characters_beyond_the_basic_plane_are_kept():
+    assert prepare("Acme shares \U0001F4C8 rose") == "Acme shares \U0001F4C8 rose"
+
+
 def test_an_article_over_the_limit_is_refused_with_the_limit_named():
     with pytest.raises(InvalidArticle, match="1,001 characters; the limit is 1,000"):
         prepare("a" * 1001)

@@ -12,6 +12,7 @@ import pytest
 
 from news_reader.extraction.schemas import ArticleInfo
 from tests.conftest import ARTICLE, free_port
+from tests.fake_llm import not_a_completion
 
 CLI = str(Path(sys.executable).parent / "news-reader")
 
@@ -83,6 +84,18 @@ def test_an_unreachable_endpoint_is_one_clear_line(run, article_file):
     assert done.returncode == 1
     assert done.stderr.decode().strip().splitlines() == [
         f"news-reader: {article_file}: cannot reach the LLM at {url}/: [Errno 111] Connection refused"
+    ]
+
+
+def test_an_llm_answer_that_is_not_a_chat_completion_is_one_clear_line(run, business_script, article_file,
+                                                                      monkeypatch):
+    monkeypatch.setenv("NEWS_READER_LLM_MAX_RETRIES", "1")
+    business_script.script("GeneralInfo", not_a_completion({"error": {"message": "upstream overloaded"}}))
+    done = run("analyze", "--endpoint", business_script.base_url, str(article_file))
+    assert done.returncode == 1
+    assert done.stderr.decode().strip().splitlines() == [
+        f"news-reader: {article_file}: the LLM's answer is not a chat completion: choices: Field required; it starts "
+        """'{"error": {"message": "upstream overloaded"}}'"""
     ]
 
 

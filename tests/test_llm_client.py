@@ -19,7 +19,17 @@ from news_reader.extraction.llm import LLMClient
 from news_reader.extraction.schemas import BusinessCategory, BusinessSpecificInfo, GeneralInfo
 from news_reader.settings import LLMSettings, LocalModelSettings
 from tests.conftest import ACME_QUOTE, ARTICLE
-from tests.fake_llm import Reply, answer, error, html_page, raw, slow
+from tests.fake_llm import (
+    Reply,
+    answer,
+    connection_reset,
+    error,
+    html_page,
+    not_a_completion,
+    raw,
+    slow,
+    truncated,
+)
 
 GOOD = {"title": "T", "summary": "S."}
 
@@ -198,10 +208,62 @@ def test_only_the_local_llm_limits_calls_per_article_by_default():
     assert LLMSettings(calls_per_article=3).resolved_calls_per_article() == 3
 
 
-def test_a_page_that_is_not_a_chat_completion_is_a_typed_error(fake_llm, fake_settings):
+NOT_COMPLETIONS = {
+    "html page": html_page(),
+    "error object": not_a_completion({"error": {"message": "upstream overloaded", "code": 503}}),
+    "no choices": not_a_completion({"id": "x", "choices": []}),
+    "choices missing": not_a_completion({"id": "x", "object": "chat.completion"}),
+    "content null": Reply(content=None),
+    "message missing": not_a_completion({"choices": [{"index": 0, "finish_reason": "stop"}]}),
+    "choice not an object": not_a_completion({"choices": ["{}"]}),
+    "content not text": not_a_completion({"choices": [{"message": {"role": "assistant", "content": 7}}]}),
+    "usage not an object": not_a_completion({"choices": [{"message": {"content": "{}"}}], "usage": "many"}),
+    "tokens not counted": not_a_completion({"choices": [{"message": {"content": "{}"}}],
+                                            "usage": {"prompt_tokens": None, "completion_tokens": 1}}),
+    "a list": not_a_completion([]),
+    "a string": not_a_completion("x"),
+    "truncated json": truncated(),
+}
+
+
+@pytest.mark.parametrize("reply", NOT_COMPLETIONS.values(), ids=NOT_COMPLETIONS.keys())
+def test_an_answer_that_is_not_a_chat_completion_is_retried_then_a_typed_error(fake_llm, fake_settings, reply):
+    fake_llm.script("GeneralInfo", reply)
+    settings = fake_settings.model_copy(update={"max_retries": 1, "max_retry_wait_s": 0.1})
+    with pytest.raises(LLMRequestFailed, match="^the LLM's answer is not a chat completion") as caught:
+        LLMClient(settings).extract("general_info", "prompt", GeneralInfo, 100)
+    assert len(fake_llm.seen) == 2
+    assert caught.value.usage.retries == 1
+
+
+def test_a_page_that_is_not_a_chat_completion_is_quoted_in_the_error(fake_llm, fake_settings):
     fake_llm.script("GeneralInfo", html_page())
-    with pytest.raises(LLMRequestFailed, match="not a chat completion: '<html>"):
-        LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
+    settings = fake_settings.model_copy(update={"max_retries": 0})
+    with pytest.raises(LLMRequestFailed, match="not a chat completion: .*; it starts '<html><body>Gateway says hello"):
+        LLMClient(settings).extract("general_info", "prompt", GeneralInfo, 100)
+
+
+def test_an_error_object_answered_with_http_200_is_quoted_in_the_error(fake_llm, fake_settings):
+    fake_llm.script("GeneralInfo", not_a_completion({"error": {"message": "upstream overloaded"}}))
+    settings = fake_settings.model_copy(update={"max_retries": 0})
+    with pytest.raises(LLMRequestFailed, match="upstream overloaded"):
+        LLMClient(settings).extract("general_info", "prompt", GeneralInfo, 100)
+
+
+def test_a_chat_completion_after_one_that_was_not_is_the_answer(fake_llm, fake_settings):
+    fake_llm.script("GeneralInfo", not_a_completion({"choices": []}), answer(GOOD))
+    settings = fake_settings.model_copy(update={"max_retry_wait_s": 0.1})
+    value, usage = LLMClient(settings).extract("general_info", "prompt", GeneralInfo, 100)
+    assert value.title == "T"
+    assert (usage.calls, usage.retries, usage.prompt_tokens) == (1, 1, 100)
+
+
+def test_a_reset_connection_is_retried_then_a_typed_error(fake_llm, fake_settings):
+    fake_llm.script("GeneralInfo", connection_reset())
+    settings = fake_settings.model_copy(update={"max_retries": 1, "max_retry_wait_s": 0.1})
+    with pytest.raises(LLMUnavailable, match="Connection reset by peer"):
+        LLMClient(settings).extract("general_info", "prompt", GeneralInfo, 100)
+    assert len(fake_llm.seen) == 2
 
 
 def test_an_answer_cut_off_at_the_token_limit_is_reported_without_a_pointless_repair(fake_llm, fake_settings):
@@ -210,3 +272,11 @@ def test_an_answer_cut_off_at_the_token_limit_is_reported_without_a_pointless_re
         LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert len(fake_llm.seen) == 1
     assert fake_llm.seen[0].body["max_tokens"] == 100
+
+
+def test_an_empty_answer_cut_off_at_the_token_limit_is_reported_as_cut_off(fake_llm, fake_settings):
+    """What a reasoning model answers when its reasoning used up every token."""
+    fake_llm.script("GeneralInfo", Reply(content="", finish_reason="length"))
+    with pytest.raises(InvalidModelOutput, match="cut off at 100 tokens"):
+        LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
+    assert len(fake_llm.seen) == 1

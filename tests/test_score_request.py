@@ -37,6 +37,12 @@ def test_a_body_that_is_not_utf8_is_a_bad_request():
     assert rejected.value.status == 400
 
 
+def test_an_article_with_a_lone_surrogate_is_refused_as_an_invalid_article():
+    with pytest.raises(RequestRejected, match="lone surrogate") as rejected:
+        parse_score_request(b'{"article": "Acme shares \\ud800 rose sharply."}', "application/json", 1000)
+    assert (rejected.value.status, rejected.value.kind) == (422, "invalid_article")
+
+
 @pytest.mark.parametrize("auth", [True, False])
 def test_the_openapi_document_is_valid_and_states_the_limits(auth):
     document = openapi_document(max_chars=1234, max_request_bytes=5678, auth=auth)

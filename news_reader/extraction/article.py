@@ -9,6 +9,8 @@ from news_reader.extraction.errors import ArticleTooLong, InvalidArticle
 
 # Share of control or unassigned characters above which input is treated as binary, not text.
 _MAX_ODD_CHAR_SHARE = 0.01
+# A JSON body can carry half of a UTF-16 pair (`"\ud800"`): text that cannot be encoded, stored or sent.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 HEADLINE_MAX_WORDS = 20
 
 
@@ -26,10 +28,13 @@ def decode(data: bytes) -> str:
 
 
 def prepare_article(raw: str | bytes, max_chars: int) -> str:
-    """Normalise line breaks and spacing; refuse empty, binary-looking or over-long input."""
+    """Normalise line breaks and spacing; refuse empty, binary-looking, not encodable or over-long input."""
     text = decode(raw) if isinstance(raw, bytes) else raw
     if not isinstance(text, str):
         raise InvalidArticle(f"article must be text, not {type(text).__name__}")
+    if surrogate := _SURROGATE.search(text):
+        raise InvalidArticle(f"article is not valid Unicode: it has a lone surrogate (U+{ord(surrogate[0]):04X}) "
+                             f"at character {surrogate.start() + 1:,}")
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     odd = sum(1 for ch in text if _is_odd(ch))
     if text and odd / len(text) > _MAX_ODD_CHAR_SHARE:
@@ -60,4 +65,4 @@ def headline(article: str) -> str | None:
 
 
 def _is_odd(ch: str) -> bool:
-    return ch not in "\n\t" and unicodedata.category(ch) in {"Cc", "Cn", "Co", "Cs"}
+    return ch not in "\n\t" and unicodedata.category(ch) in {"Cc", "Cn", "Co"}

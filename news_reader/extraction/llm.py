@@ -1,7 +1,8 @@
 """Structured chat completions against any OpenAI-compatible endpoint or Azure OpenAI.
 
-Retries (exponential backoff with jitter, honouring Retry-After), a cap on concurrent calls, one repair round
-for invalid output, and token accounting per step.
+Retries (exponential backoff with jitter, honouring Retry-After) of transient failures, among them an HTTP 200 that
+is not a chat completion, a cap on concurrent calls, one repair round for invalid output, and token accounting per
+step.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionTokenLogprob
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from news_reader.extraction.errors import (
@@ -37,6 +38,9 @@ from news_reader.extraction.prompting import system_prompt
 from news_reader.extraction.schemas import StepUsage
 from news_reader.settings import LLMSettings
 
+if TYPE_CHECKING:
+    import httpx2
+
 T = TypeVar("T", bound=BaseModel)
 _tracer = trace.get_tracer("news_reader")
 _RETRYABLE_STATUS = {408, 409, 429}
@@ -51,6 +55,41 @@ def about_business(name: str) -> Iterator[None]:
         yield
     finally:
         otel_context.detach(token)
+
+
+class _Message(BaseModel):
+    content: str
+
+
+class _Logprobs(BaseModel):
+    content: list[ChatCompletionTokenLogprob] | None = None
+
+
+class _PromptTokensDetails(BaseModel):
+    cached_tokens: int | None = None
+
+
+class _Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_tokens_details: _PromptTokensDetails | None = None
+
+
+class _Choice(BaseModel):
+    message: _Message
+    finish_reason: str | None = None
+    logprobs: _Logprobs | None = None
+
+
+class _Completion(BaseModel):
+    """The part of a chat completion this client reads, checked on the HTTP answer (see `_check_completion`)."""
+
+    choices: list[_Choice] = Field(min_length=1)
+    usage: _Usage | None = None
+
+
+class _NotACompletion(Exception):
+    """An HTTP 200 answer that is not a chat completion: the server's failure, retried like a 5xx."""
 
 
 @dataclass(frozen=True)
@@ -166,10 +205,8 @@ class LLMClient:
             raise LLMRateLimited(f"the LLM is rate limited: {_error_message(err)}") from err
         except openai.APIStatusError as err:
             raise LLMRequestFailed(f"the LLM answered HTTP {err.status_code}: {_error_message(err)}") from err
-        except ValueError as err:  # HTTP 200 with a body that is not JSON
+        except _NotACompletion as err:
             raise LLMRequestFailed(f"the LLM's answer is not a chat completion: {err}") from err
-        if not isinstance(response, ChatCompletion):  # e.g. a proxy's HTML page
-            raise LLMRequestFailed(f"the LLM's answer is not a chat completion: {str(response)[:120]!r}")
         usage.calls += 1
         trace.get_current_span().set_attributes(_response_attributes(response))
         if response.usage is not None:
@@ -178,8 +215,6 @@ class LLMClient:
             details = response.usage.prompt_tokens_details
             if details is not None and details.cached_tokens is not None:
                 usage.cached_tokens = (usage.cached_tokens or 0) + details.cached_tokens
-        if not response.choices or response.choices[0].message.content is None:
-            raise InvalidModelOutput(f"{usage.step}: the LLM returned no content", "")
         choice = response.choices[0]
         if choice.finish_reason == "length":  # a repair round would be cut off too
             message = f"{usage.step}: the answer was cut off at {request.max_tokens} tokens"
@@ -273,8 +308,20 @@ def retry_after_seconds(error: BaseException | None) -> float | None:
     return None
 
 
+def _check_completion(response: httpx2.Response) -> None:
+    """Refuse an HTTP 200 chat answer that is not a chat completion before anything reads it: the SDK builds its
+    model of the answer unchecked, and Prompt flow's tracing of the call reads that model before we do."""
+    if response.status_code != 200 or not response.request.url.path.endswith("/chat/completions"):
+        return
+    response.read()
+    try:
+        _Completion.model_validate_json(response.content)
+    except ValidationError as err:
+        raise _NotACompletion(f"{validation_message(err, 'answer')}; it starts {response.text[:120]!r}") from None
+
+
 def _is_retryable(error: BaseException) -> bool:
-    if isinstance(error, openai.APIConnectionError):  # includes timeouts
+    if isinstance(error, openai.APIConnectionError | _NotACompletion):  # connection errors include timeouts
         return True
     if isinstance(error, openai.APIStatusError):
         return error.status_code in _RETRYABLE_STATUS or error.status_code >= 500
@@ -334,8 +381,10 @@ def _response_attributes(response: ChatCompletion) -> dict:
 
 
 def openai_client(settings: LLMSettings) -> openai.OpenAI:
-    """The SDK's client for these settings: no SDK retries (ours are in LLMClient), the configured timeout."""
-    common = {"timeout": openai.Timeout(settings.timeout_s, connect=10.0), "max_retries": 0}
+    """The SDK's client for these settings: no SDK retries (ours are in LLMClient), the configured timeout, and
+    only chat completions taken as HTTP 200 answers."""
+    common = {"timeout": openai.Timeout(settings.timeout_s, connect=10.0), "max_retries": 0,
+              "http_client": openai.DefaultHttpxClient(event_hooks={"response": [_check_completion]})}
     key = settings.api_key.get_secret_value() if settings.api_key else None
     if settings.provider == "azure":
         if not settings.base_url:
