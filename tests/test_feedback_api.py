@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from news_reader.store import Store
 from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, REPO, running_server
@@ -20,12 +21,13 @@ CALLS_PER_ARTICLE = 5  # general info, category, businesses, and one analysis pe
 
 @pytest.fixture(scope="module")
 def server(llm: FakeLLM, tmp_path_factory) -> Iterator[tuple[str, str]]:
-    """The server's base URL and its database URL."""
+    """The server's base URL and its database URL. Its writes wait half a second for another writer's lock (instead
+    of 30 s), so that a locked database fails them quickly."""
     folder = tmp_path_factory.mktemp("feedback-api")
     database = f"sqlite:///{folder / 'news_reader.db'}"
     env = {"NEWS_READER_SERVING_API_KEY": KEY, "NEWS_READER_LLM_BASE_URL": llm.base_url,
            "NEWS_READER_LLM_API_KEY": "llm-key", "NEWS_READER_LLM_MODEL": "fake", "NEWS_READER_LLM_MAX_RETRIES": "0",
-           "NEWS_READER_DATABASE_URL": database}
+           "NEWS_READER_DATABASE_URL": f"{database}?timeout=0.5"}
     with running_server(env, folder / "server.log") as url:
         yield url, database
 
@@ -45,6 +47,17 @@ def newest(url: str) -> dict:
     return requests.get(f"{url}/api/analyses?limit=1", headers=AUTH, timeout=10).json()[0]
 
 
+def feedback_on(url: str, trace_id: str) -> list[dict]:
+    return requests.get(f"{url}/api/analyses/{trace_id}", headers=AUTH, timeout=10).json()["feedback"]
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The scraped value of one sample."""
+    text = requests.get(f"{url}/metrics", headers=AUTH, timeout=10).text
+    return next((s.value for family in text_string_to_metric_families(text) for s in family.samples
+                 if s.name == name and s.labels == labels), 0.0)
+
+
 def test_a_scored_article_is_recorded_with_its_answer_model_variant_latency_and_tokens(server):
     url, database = server
     result = score(url)
@@ -57,6 +70,31 @@ def test_a_scored_article_is_recorded_with_its_answer_model_variant_latency_and_
     store = Store(database)
     assert store.analysis(result["trace_id"]).result == result, "in the database the server was given"
     store.close()
+
+
+def test_a_stored_analysis_is_answered_as_the_flow_answered_with_the_stored_header(server):
+    url, _ = server
+    response = requests.post(f"{url}/score", json={"article": ARTICLE}, headers=AUTH, timeout=60)
+    assert response.headers["X-Analysis-Stored"] == "true" and "stored" not in response.json()
+
+
+def test_an_analysis_the_locked_database_cannot_store_is_answered_as_not_stored_and_counted(server):
+    """Issue 14, defect 3: with the file locked past the busy timeout the answer gave a trace id that feedback was
+    then refused for (404), and nothing said so."""
+    url, database = server
+    before = metric(url, "news_reader_analyses_not_stored_total", reason="database_unavailable")
+    other_writer = sqlite3.connect(database.removeprefix("sqlite:///"), isolation_level=None)
+    other_writer.execute("BEGIN IMMEDIATE")
+    try:
+        response = requests.post(f"{url}/score", json={"article": ARTICLE}, headers=AUTH, timeout=60)
+    finally:
+        other_writer.close()
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["stored"], response.headers["X-Analysis-Stored"]) == (False, "false")
+    assert len(answer["business_info"]) == 2, "the analysis itself is answered"
+    assert metric(url, "news_reader_analyses_not_stored_total", reason="database_unavailable") == before + 1
+    assert post_feedback(url, {"trace_id": answer["trace_id"], "rating": "up"}).status_code == 404, "as it said"
 
 
 def test_feedback_is_stored_with_the_analysis_variant_and_model_and_answered_with_201(server):
@@ -78,6 +116,49 @@ def test_corrections_are_stored_per_company(server):
     corrections = [{"business": "Globex", "stock_price_change": "none"}]
     response = post_feedback(url, {"trace_id": trace_id, "rating": "down", "corrections": corrections})
     assert response.status_code == 201 and response.json()["corrections"] == corrections
+
+
+def test_feedback_sent_again_with_its_idempotency_key_is_stored_once_and_answered_as_the_first_time(server):
+    url, _ = server
+    trace_id = score(url)["trace_id"]
+    body, key = {"trace_id": trace_id, "rating": "up", "comment": "Useful."}, {"Idempotency-Key": "retry-3f9a"}
+    counted = metric(url, "news_reader_feedback_total", rating="up")
+    first = post_feedback(url, body, headers=key)
+    again = post_feedback(url, body, headers=key)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json() and feedback_on(url, trace_id) == [first.json()]
+    assert ("Idempotent-Replayed" in first.headers, again.headers["Idempotent-Replayed"]) == (False, "true")
+    assert metric(url, "news_reader_feedback_total", rating="up") == counted + 1, "one rating"
+
+
+def test_an_idempotency_key_used_again_for_other_feedback_is_422_and_stores_nothing(server):
+    url, _ = server
+    trace_id = score(url)["trace_id"]
+    key = {"Idempotency-Key": "reused-77c1"}
+    assert post_feedback(url, {"trace_id": trace_id, "rating": "up"}, headers=key).status_code == 201
+    other = post_feedback(url, {"trace_id": trace_id, "rating": "down"}, headers=key)
+    assert (other.status_code, other.json()["error"]["code"]) == (422, "invalid_field")
+    assert "'reused-77c1' was used for other feedback" in other.json()["error"]["message"]
+    assert [f["rating"] for f in feedback_on(url, trace_id)] == ["up"]
+
+
+def test_an_idempotency_key_in_quotes_as_the_ietf_draft_writes_it_is_the_same_key(server):
+    url, _ = server
+    trace_id = score(url)["trace_id"]
+    body = {"trace_id": trace_id, "rating": "down"}
+    first = post_feedback(url, body, headers={"Idempotency-Key": '"quoted-1"'})
+    again = post_feedback(url, body, headers={"Idempotency-Key": "quoted-1"})
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.parametrize("key", ["", '""', "two words", "k" * 256], ids=["empty", "empty quotes", "space", "long"])
+def test_a_malformed_idempotency_key_is_422(server, key):
+    url, _ = server
+    trace_id = score(url)["trace_id"]
+    response = post_feedback(url, {"trace_id": trace_id, "rating": "up"}, headers={"Idempotency-Key": key})
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid_field")
+    assert "Idempotency-Key: 1 to 255 printable ASCII characters" in response.json()["error"]["message"]
+    assert feedback_on(url, trace_id) == []
 
 
 def test_feedback_on_an_unknown_trace_id_is_404(server):

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from alembic import command
 from pydantic import ValidationError
 from sqlalchemy import create_engine, inspect
+from sqlalchemy.exc import OperationalError
 
 from news_reader.percentiles import percentile
 from news_reader.settings import REPO_STATE_DIR, StoreSettings
 from news_reader.store import (
     DuplicateTraceId,
     FeedbackRequest,
+    IdempotencyKeyReused,
     InvalidFeedback,
     Store,
     UnknownTraceId,
+    UnstorableData,
 )
 from news_reader.store.store import SQLITE_BUSY_TIMEOUT_MS
 from news_reader.store.timeseries import bucket_start
@@ -98,9 +103,31 @@ def test_times_are_utc_whatever_zone_they_are_given_in(store):
     assert now.tzinfo == UTC and abs(datetime.now(UTC) - now) < timedelta(minutes=1)
 
 
+def test_text_with_a_lone_surrogate_is_unstorable_data_and_nothing_is_stored(store):
+    with pytest.raises(UnstorableData, match=r"'\\ud800' at character 5 \(surrogates not allowed\)"):
+        record(store, "t1", article="text \ud800 more text")
+    assert store.analyses() == []
+
+
+def test_a_feedback_comment_with_a_lone_surrogate_is_unstorable_data(store):
+    record(store, "t1")
+    unchecked = FeedbackRequest.model_construct(rating="up", comment="\udfff", corrections=[])  # validation refuses it
+    with pytest.raises(UnstorableData):
+        store.record_feedback("t1", unchecked)
+    assert store.analysis("t1").feedback == []
+
+
+def test_nul_which_postgresql_text_cannot_hold_is_unstorable_data(postgres):
+    store = Store(fresh_database(postgres))
+    store.migrate()
+    with pytest.raises(UnstorableData, match="NUL"):
+        record(store, "t1", article="text \x00 more text")
+    store.close()
+
+
 def test_feedback_is_stored_with_the_variant_and_model_of_its_analysis(store):
     record(store, "t1", ("Acme Corp", "increase"), variant="default", model="gpt-4o-mini")
-    stored = store.record_feedback("t1", FeedbackRequest(rating="up", comment="  spot on  "))
+    stored, _ = store.record_feedback("t1", FeedbackRequest(rating="up", comment="  spot on  "))
     assert (stored.trace_id, stored.rating, stored.comment) == ("t1", "up", "spot on")
     assert (stored.variant, stored.model, stored.corrections) == ("default", "gpt-4o-mini", [])
     assert stored.created_at.tzinfo == UTC
@@ -111,7 +138,7 @@ def test_corrections_name_companies_as_the_analysis_does(store):
     record(store, "t1", ("Acme Corp", "increase"), ("Globex", "decrease"))
     request = FeedbackRequest.model_validate(
         {"rating": "down", "corrections": [{"business": "globex", "stock_price_change": "none"}]})
-    stored = store.record_feedback("t1", request)
+    stored, _ = store.record_feedback("t1", request)
     assert [c.model_dump() for c in stored.corrections] == [{"business": "Globex", "stock_price_change": "none"}]
 
 
@@ -127,6 +154,56 @@ def test_a_correction_of_a_company_the_analysis_does_not_name_is_refused_and_not
     with pytest.raises(InvalidFeedback, match="Initech, but the analysis names Acme Corp"):
         store.record_feedback("t1", request)
     assert store.analysis("t1").feedback == []
+
+
+def test_feedback_posted_again_with_its_idempotency_key_is_the_stored_feedback_not_a_new_one(store):
+    record(store, "t1", ("Acme Corp", "increase"))
+    request = FeedbackRequest.model_validate(
+        {"rating": "down", "comment": "no", "corrections": [{"business": "Acme Corp", "stock_price_change": "none"}]})
+    first, first_is_new = store.record_feedback("t1", request, idempotency_key="k-1")
+    again, again_is_new = store.record_feedback("t1", request, idempotency_key="k-1")
+    assert (first_is_new, again_is_new) == (True, False)
+    assert again == first and store.analysis("t1").feedback == [first]
+
+
+def test_the_same_feedback_spelt_differently_is_the_same_submission(store):
+    record(store, "t1", ("Acme Corp", "increase"))
+
+    def post(comment: str, company: str):
+        return store.record_feedback("t1", FeedbackRequest.model_validate(
+            {"rating": "up", "comment": comment, "corrections": [{"business": company, "stock_price_change": "none"}]}),
+            idempotency_key="k-1")
+
+    first, _ = post("fine", "Acme Corp")
+    assert post(" fine ", "acme corp") == (first, False)
+
+
+@pytest.mark.parametrize(("trace_id", "other"), [("t2", {"rating": "up"}), ("t1", {"rating": "down"}),
+                                                 ("t1", {"rating": "up", "comment": "changed my mind"})],
+                         ids=["other analysis", "other rating", "other comment"])
+def test_an_idempotency_key_used_again_for_other_feedback_is_refused(store, trace_id, other):
+    record(store, "t1")
+    record(store, "t2")
+    store.record_feedback("t1", FeedbackRequest(rating="up"), idempotency_key="k-1")
+    with pytest.raises(IdempotencyKeyReused, match="'k-1' was used for other feedback"):
+        store.record_feedback(trace_id, FeedbackRequest.model_validate(other), idempotency_key="k-1")
+    assert [len(store.analysis(t).feedback) for t in ("t1", "t2")] == [1, 0]
+
+
+def test_concurrent_posts_with_one_idempotency_key_store_it_once(store):
+    record(store, "t1")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: store.record_feedback("t1", FeedbackRequest(rating="up"), "k-1"), range(8)))
+    assert sorted(new for _, new in answers) == [False] * 7 + [True]
+    assert len({feedback.id for feedback, _ in answers}) == 1
+    assert len(store.analysis("t1").feedback) == 1
+
+
+def test_feedback_without_an_idempotency_key_is_stored_each_time(store):
+    record(store, "t1")
+    for _ in range(2):
+        assert store.record_feedback("t1", FeedbackRequest(rating="up"))[1] is True
+    assert len(store.analysis("t1").feedback) == 2
 
 
 def test_analyses_come_newest_first_with_their_feedback_in_pages(store):
@@ -152,7 +229,7 @@ def test_the_timeseries_counts_requests_failures_latency_tokens_cost_and_feedbac
     store.record_analysis(trace_id="bad", article="a", result=None, error_kind="llm_timeout", model="fake",
                           latency_ms=1000, created_at=start + timedelta(minutes=50))
     store.record_feedback("ok0", FeedbackRequest(rating="up"))
-    given = store.record_feedback("ok1", FeedbackRequest(rating="down"))
+    given, _ = store.record_feedback("ok1", FeedbackRequest(rating="down"))
     rows = store.timeseries("hour", since=start)
     first, gap, last = rows[0], rows[1], rows[-1]
     assert (first.bucket, gap.bucket, last.bucket) == (start, start + timedelta(hours=1),
@@ -205,7 +282,7 @@ def test_a_blank_comment_is_no_comment():
 def test_migrating_an_empty_database_creates_the_schema_and_again_changes_nothing(tmp_path):
     url = f"sqlite:///{tmp_path / 'new' / 'store.db'}"
     store = Store(url)
-    assert store.migrate() == store.migrate() == "0001"
+    assert store.migrate() == store.migrate() == "0002"
     engine = create_engine(url)
     assert {"analyses", "feedback", "alembic_version"} <= set(inspect(engine).get_table_names())
     engine.dispose()
@@ -239,11 +316,51 @@ def test_opening_a_new_sqlite_file_waits_while_another_process_holds_its_write_l
     release = threading.Timer(0.5, holder.execute, ["COMMIT"])
     release.start()
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    assert store.migrate() == "0001"
+    assert store.migrate() == "0002"
     release.join()
     holder.close()
     store.close()
     assert sqlite3.connect(tmp_path / "store.db").execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_the_busy_timeout_comes_from_the_sqlite_urls_timeout(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}?timeout=0.25")
+    store.migrate()
+    with store._engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
+    store.close()
+
+
+def hold_write_lock(path, seconds: float | None) -> sqlite3.Connection:
+    """Another writer holding the SQLite file's write lock, for `seconds` (None: until closed)."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    if seconds is not None:
+        threading.Timer(seconds, holder.execute, ["COMMIT"]).start()
+    return holder
+
+
+def test_an_analysis_write_that_meets_a_lock_past_the_busy_timeout_is_tried_again(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}?timeout=0.2")
+    store.migrate()
+    holder = hold_write_lock(tmp_path / "store.db", seconds=0.5)
+    record(store, "t1")
+    holder.close()
+    assert store.analysis("t1").trace_id == "t1"
+    store.close()
+
+
+def test_an_analysis_write_that_meets_a_lock_held_past_every_attempt_fails_within_seconds(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}?timeout=0.2")
+    store.migrate()
+    holder = hold_write_lock(tmp_path / "store.db", seconds=None)
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="database is locked"):
+        record(store, "t1")
+    assert time.monotonic() - started < 3, "three attempts, none begun more than 5 s after the first"
+    holder.close()
+    assert store.analyses() == []
+    store.close()
 
 
 def test_the_default_database_is_sqlite_in_the_repos_state_folder(monkeypatch):

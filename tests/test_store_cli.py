@@ -23,7 +23,7 @@ def database(tmp_path, monkeypatch) -> str:
 def test_db_upgrade_migrates_the_configured_database(database, tmp_path):
     result = CliRunner().invoke(main, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"{database}: schema at revision 0001"
+    assert result.output.strip() == f"{database}: schema at revision 0002"
     assert (tmp_path / "state" / "news_reader.db").is_file()
 
 
@@ -39,7 +39,7 @@ def test_db_revision_writes_a_migration_after_the_newest(database, tmp_path, mon
     scripts = ScriptDirectory.from_config(config)
     [head] = scripts.get_heads()
     written = scripts.get_revision(head)
-    assert (written.doc, written.down_revision) == ("add a column", "0001")
+    assert (written.doc, written.down_revision) == ("add a column", "0002")
 
 
 def test_an_unreachable_database_is_one_line(monkeypatch):

@@ -24,7 +24,7 @@ from news_reader.extraction.schemas import GeneralInfo
 from news_reader.settings import LLMSettings, ServingSettings
 from news_reader.telemetry.logs import configure_logging
 from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER, REPO
-from tests.fake_llm import FakeLLM, answer, error
+from tests.fake_llm import FakeLLM, answer, error, raw
 
 KEY = "serving-key-91c2"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -184,6 +184,22 @@ def test_a_failed_request_is_logged_and_counted_with_its_error_code_and_the_step
     assert (request["outcome"], request["http_status"]) == ("failed", 502)
     [step] = served.events(event="step", trace_id=request["trace_id"], step="general_info")
     assert (step["status"], step["error"], step["retries"]) == ("error", "llm_request_failed", 1)
+
+
+def test_a_failed_analysis_is_stored_with_the_tokens_its_request_event_reports(served, llm):
+    """Both take what the steps spent from one place, once per request: neither may leave the other nothing."""
+    llm.script("GeneralInfo", raw("not JSON at all"))  # the answer, then the repair: two calls, both unusable
+    try:
+        response = served.score()
+    finally:
+        llm.script("GeneralInfo", GENERAL_INFO)
+    trace_id = response.json["trace_id"]
+    [request] = served.events(event="request", trace_id=trace_id)
+    stored = served.client.get(f"/api/analyses/{trace_id}", headers=AUTH).json
+    assert (stored["status"], stored["error_kind"]) == ("error", "invalid_model_output")
+    assert (stored["prompt_tokens"], stored["completion_tokens"]) == (request["prompt_tokens"],
+                                                                      request["completion_tokens"])
+    assert stored["prompt_tokens"] >= 200, "general info's two calls at least"
 
 
 def test_metrics_count_requests_failures_latency_tokens_and_cost(served):

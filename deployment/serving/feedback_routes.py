@@ -1,6 +1,7 @@
 """Feedback and history over HTTP. `POST /feedback` (in place of Prompt flow's own, which only logs a span) stores
-a rating keyed by trace id; `GET /api/analyses` and `/api/analyses/<trace_id>` list what was analysed and what users
-said. Every `/score` request that reached the flow, answered or failed, is recorded."""
+a rating keyed by trace id, once per Idempotency-Key; `GET /api/analyses` and `/api/analyses/<trace_id>` list what
+was analysed and what users said. Every `/score` request that reached the flow, answered or failed, is recorded, and
+its answer says whether it was (X-Analysis-Stored; `"stored": false` in the body when not)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,29 @@ import logging
 import time
 from collections.abc import Callable
 
-from flask import Blueprint, Flask, Response, g, jsonify, request, request_finished
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from deployment.serving.observability import request_totals
 from deployment.serving.score_request import RequestRejected, error_body, parse_json_body
-from news_reader.store import DuplicateTraceId, InvalidFeedback, Store, UnknownTraceId
-from news_reader.store.feedback import FeedbackPost
-from news_reader.telemetry.metrics import record_feedback
+from news_reader.store import (
+    DuplicateTraceId,
+    IdempotencyKeyReused,
+    InvalidFeedback,
+    Store,
+    UnknownTraceId,
+    UnstorableData,
+)
+from news_reader.store.feedback import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_CHARS, FeedbackPost
+from news_reader.telemetry.metrics import NotStoredReason, record_feedback, record_not_stored
 from news_reader.telemetry.trace_ids import current_trace_id
 
 _log = logging.getLogger("news_reader.feedback")
 
 MAX_PAGE = 100
+STORED_HEADER = "X-Analysis-Stored"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 # model, prompt_tokens, completion_tokens, cached_tokens -> USD, or None when the price is unknown.
 CostEstimate = Callable[[str, int, int, int | None], float | None]
 
@@ -47,27 +59,34 @@ def install_feedback(app: Flask, store: Store, model: str, variant: str = "defau
         post = parse_json_body(request.get_data(cache=True), request.mimetype or None, FeedbackPost, "feedback",
                                '{"trace_id": ..., "rating": "up"}')
         try:
-            stored = store.record_feedback(post.trace_id, post)
-        except (UnknownTraceId, InvalidFeedback) as error:  # kinds not_found (404) and invalid_field (422)
+            stored, new = store.record_feedback(post.trace_id, post, _idempotency_key())
+        except (UnknownTraceId, InvalidFeedback, IdempotencyKeyReused, UnstorableData) as error:  # 404 or 422
             raise RequestRejected(error.kind, str(error)) from error
-        record_feedback(post.rating)
-        return stored.model_dump(mode="json"), 201
+        if new:
+            record_feedback(post.rating)
+        return stored.model_dump(mode="json"), 201, {} if new else {REPLAYED_HEADER: "true"}
 
     @app.before_request
     def start_clock() -> None:
         g.feedback_started = time.perf_counter()
 
-    def record_analysis(sender: Flask, response: Response, **_) -> None:
-        """On Flask's request_finished signal rather than in an after_request hook: it comes after every hook,
-        including the one that gives a failed flow its own error kind."""
+    def record_analysis(response: Response) -> Response:
+        """Store the analysis of a `/score` request that reached the flow, as answered, and say in the answer
+        whether it was: a caller must not be given a trace id that cannot take feedback."""
         if request.endpoint != "score" or "flow_result" not in g:
-            return  # refused before the flow ran: not an analysis
-        answer = response.get_json(silent=True) or {}
-        ok = response.status_code == 200
+            return response  # refused before the flow ran: not an analysis
+        answer = response.get_json(silent=True)
+        stored = _store_analysis(answer if isinstance(answer, dict) else {}, response.status_code == 200)
+        response.headers[STORED_HEADER] = "true" if stored else "false"
+        if not stored and isinstance(answer, dict):
+            response.set_data(current_app.json.dumps({**answer, "stored": False}))
+        return response
+
+    def _store_analysis(answer: dict, ok: bool) -> bool:
         if ok:
             prompt, completion, cached = _tokens(answer.get("usage", []))
-        else:  # no usage in an error body: what the request's steps spent, as the request event counted it
-            totals = g.get("request_totals") or {}
+        else:  # no usage in an error body: what the request's steps spent, as the request event counts it
+            totals = request_totals()
             prompt, completion = totals.get("prompt_tokens", 0), totals.get("completion_tokens", 0)
             cached = totals.get("cached_tokens")
         trace_id = answer.get("trace_id") or current_trace_id()
@@ -79,8 +98,11 @@ def install_feedback(app: Flask, store: Store, model: str, variant: str = "defau
                 prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
                 cost_usd=estimate_cost(model, prompt, completion, cached) if estimate_cost else None,
             )
-        except (SQLAlchemyError, DuplicateTraceId):
+        except Exception as error:  # the answer is computed and paid for: no failure to store it may replace it
             _log.exception("analysis %s was not recorded", trace_id)
+            record_not_stored(_not_stored_reason(error))
+            return False
+        return True
 
     @app.errorhandler(SQLAlchemyError)
     def database_unavailable(error: SQLAlchemyError):
@@ -90,7 +112,31 @@ def install_feedback(app: Flask, store: Store, model: str, variant: str = "defau
 
     app.register_blueprint(api)
     app.view_functions["feedback"] = feedback
-    request_finished.connect(record_analysis, app, weak=False)
+    # Flask runs the app's after_request functions last registered, first run: put first, this one runs last, after
+    # app.py's explain_flow_failure has given a failed flow its own error kind, and it can still change the answer.
+    app.after_request_funcs.setdefault(None, []).insert(0, record_analysis)
+
+
+def _idempotency_key() -> str | None:
+    """The request's Idempotency-Key, a token or (as the IETF draft writes it) a quoted string; None without one."""
+    given = request.headers.get(IDEMPOTENCY_HEADER)
+    if given is None:
+        return None
+    key = given.strip()
+    if len(key) > 1 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise RequestRejected("invalid_field", f"{IDEMPOTENCY_HEADER}: 1 to {IDEMPOTENCY_KEY_MAX_CHARS} printable "
+                                               "ASCII characters without spaces, such as a UUID")
+    return key
+
+
+def _not_stored_reason(error: Exception) -> NotStoredReason:
+    if isinstance(error, UnstorableData):
+        return "unstorable_data"
+    if isinstance(error, DuplicateTraceId):
+        return "duplicate_trace_id"
+    return "database_unavailable" if isinstance(error, SQLAlchemyError) else "unexpected_error"
 
 
 def _int_arg(name: str, default: int, low: int, high: int | None = None) -> int:

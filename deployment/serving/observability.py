@@ -75,9 +75,15 @@ def _record_request(sender: Flask, response: Response, **_) -> None:
     outcome: Outcome = "ok" if status < 400 else "rejected" if status < 500 and status != 429 else "failed"
     error = None if outcome == "ok" else _error(response)
     record_request(outcome, error and error["code"], seconds)
-    trace_id = active_trace_id()
-    g.request_totals = STEP_EVENTS.request_totals(trace_id)  # also what a failed analysis is stored with
-    log_request(trace_id, outcome, status, round(seconds * 1000), error, g.request_totals)
+    log_request(active_trace_id(), outcome, status, round(seconds * 1000), error, request_totals())
+
+
+def request_totals() -> dict:
+    """What the current request's steps spent (LLM calls, retries, tokens, cost), taken from the step events once
+    per request: the request event reports it, and a failed analysis is stored with it."""
+    if "request_totals" not in g:
+        g.request_totals = STEP_EVENTS.request_totals(active_trace_id())
+    return g.request_totals
 
 
 def _error(response: Response) -> dict:

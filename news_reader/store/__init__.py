@@ -10,19 +10,22 @@ __all__ = [
     "DuplicateTraceId",
     "ExportSummary",
     "FeedbackRequest",
+    "IdempotencyKeyReused",
     "InvalidFeedback",
     "Store",
     "StoredAnalysis",
     "StoredFeedback",
     "TimeseriesRow",
     "UnknownTraceId",
+    "UnstorableData",
 ]
 # Imported on first use: `news-reader --help` lists the `db` and `feedback` commands without loading SQLAlchemy
 # and Alembic.
 _MODULES = {
     "news_reader.store.feedback": ("Correction", "FeedbackRequest"),
     "news_reader.store.records": ("ExportSummary", "StoredAnalysis", "StoredFeedback", "TimeseriesRow"),
-    "news_reader.store.store": ("DuplicateTraceId", "InvalidFeedback", "Store", "UnknownTraceId"),
+    "news_reader.store.store": ("DuplicateTraceId", "IdempotencyKeyReused", "InvalidFeedback", "Store",
+                                "UnknownTraceId", "UnstorableData"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 

@@ -3,6 +3,7 @@ direction."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -11,6 +12,9 @@ from news_reader.extraction.schemas import StockPriceChange
 
 COMMENT_MAX_CHARS = 2_000
 MAX_CORRECTIONS = 20
+# A client's key for one submission: printable ASCII without spaces (a UUID, say), at most as long as Stripe's.
+IDEMPOTENCY_KEY_MAX_CHARS = 255
+IDEMPOTENCY_KEY = re.compile(rf"[!-~]{{1,{IDEMPOTENCY_KEY_MAX_CHARS}}}")
 
 
 class Correction(BaseModel):

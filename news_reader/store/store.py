@@ -12,10 +12,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, select, text
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload, sessionmaker
-from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+from tenacity import (
+    Retrying,
+    retry,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_before_delay,
+    wait_random,
+)
 
 from news_reader.extraction.errors import NewsReaderError
 from news_reader.store.export import write_dataset
@@ -25,7 +34,14 @@ from news_reader.store.tables import Analysis, Feedback
 from news_reader.store.timeseries import Bucket, timeseries
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# How long an SQLite write waits for another writer's lock, unless the URL says otherwise (`?timeout=<seconds>`, as
+# SQLAlchemy's SQLite driver reads it).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# An analysis whose write failed for the database's sake (SQLite's lock not granted within the busy timeout, a lost
+# connection) is written again: at most 3 attempts, none begun more than 5 s after the first, so that a request never
+# waits much longer than one busy timeout.
+_retry_write = retry(retry=retry_if_exception_type(OperationalError),
+                     stop=stop_after_attempt(3) | stop_before_delay(5), wait=wait_random(0.1, 0.5), reraise=True)
 # Any constant: concurrent PostgreSQL migrations (several workers starting at once) queue on this advisory lock.
 _PG_MIGRATION_LOCK = 0x6E657773
 
@@ -42,6 +58,18 @@ class DuplicateTraceId(NewsReaderError):
     kind = "duplicate_trace_id"
 
 
+class UnstorableData(NewsReaderError):
+    """A value the database refuses, such as text with a lone surrogate: trying again cannot help."""
+
+    kind = "invalid_field"
+
+
+class IdempotencyKeyReused(NewsReaderError):
+    """A post with the idempotency key of an earlier one, but other feedback: a client's mistake, not a retry."""
+
+    kind = "invalid_field"
+
+
 class Store:
     """Analyses and feedback in the database at `url` (a SQLAlchemy URL)."""
 
@@ -55,7 +83,7 @@ class Store:
         # Hidden parameters: a database error in a log must not carry the article's text.
         self._engine = create_engine(parsed, pool_pre_ping=not sqlite, hide_parameters=True)
         if sqlite:
-            _use_wal_and_wait_for_locks(self._engine)
+            _use_wal_and_wait_for_locks(self._engine, _busy_timeout_s(parsed))
         # Writes take SQLite's write lock when they begin, so a read-then-write transaction never meets a newer
         # snapshot (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out); the option means nothing elsewhere.
         self._writer = self._engine.execution_options(sqlite_immediate=True)
@@ -94,35 +122,72 @@ class Store:
         error_kind: str | None = None, latency_ms: int, prompt_tokens: int = 0, completion_tokens: int = 0,
         cached_tokens: int | None = None, cost_usd: float | None = None, created_at: datetime | None = None,
     ) -> StoredAnalysis:
-        """Store one request that reached the flow: its answer (`result`), or the kind of its failure."""
+        """Store one request that reached the flow: its answer (`result`), or the kind of its failure. A failed
+        write is tried again (see _retry_write): its answer is already given, and feedback needs the record."""
         if (result is None) == (error_kind is None):
             raise ValueError("give either the result of an analysis or the kind of its failure")
-        analysis = Analysis(
+        return self._insert_analysis(dict(
             trace_id=trace_id, article=article, result=result, variant=variant, model=model,
             status="ok" if error_kind is None else "error", error_kind=error_kind, latency_ms=latency_ms,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached_tokens,
-            cost_usd=cost_usd, feedback=[], **({"created_at": created_at} if created_at else {}),
-        )
+            cost_usd=cost_usd, **({"created_at": created_at} if created_at else {}),
+        ))
+
+    @_retry_write
+    def _insert_analysis(self, columns: dict) -> StoredAnalysis:
+        analysis = Analysis(**columns, feedback=[])  # a new row per attempt: a failed one is not reused
         try:
-            with self._write.begin() as session:
+            with self._writing() as session:
                 session.add(analysis)
         except IntegrityError as error:
-            if self._find(trace_id) is None:
+            if self._find(analysis.trace_id) is None:
                 raise
-            raise DuplicateTraceId(f"trace {trace_id} is already recorded") from error
+            raise DuplicateTraceId(f"trace {analysis.trace_id} is already recorded") from error
         return StoredAnalysis.model_validate(analysis)
 
-    def record_feedback(self, trace_id: str, request: FeedbackRequest) -> StoredFeedback:
-        """Store feedback on the analysis `trace_id`. Corrections must name companies of that analysis."""
-        with self._write.begin() as session:
-            analysis = session.scalar(select(Analysis).where(Analysis.trace_id == trace_id))
-            if analysis is None:
-                raise UnknownTraceId(f"no analysis has trace id {trace_id!r}")
-            feedback = Feedback(trace_id=trace_id, rating=request.rating, comment=request.comment,
-                                corrections=_corrections_of(analysis, request), variant=analysis.variant,
-                                model=analysis.model)
-            session.add(feedback)
-        return StoredFeedback.model_validate(feedback)
+    def record_feedback(self, trace_id: str, request: FeedbackRequest, idempotency_key: str | None = None
+                        ) -> tuple[StoredFeedback, bool]:
+        """Store feedback on the analysis `trace_id`; corrections must name companies of that analysis. Returns the
+        feedback and whether it is new: a post with the key of an earlier one is that one again, answered with the
+        earlier feedback if it is the same feedback, refused (IdempotencyKeyReused) if not."""
+        try:
+            with self._writing() as session:
+                return self._add_feedback(session, trace_id, request, idempotency_key)
+        except IntegrityError:
+            # The same key committed meanwhile by a concurrent post (PostgreSQL; SQLite's writers take turns).
+            with self._read() as session:
+                earlier = _feedback_with_key(session, idempotency_key)
+                if earlier is None:
+                    raise
+                return _replay(earlier, trace_id, request), False
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A write transaction, in which a value the database refuses is UnstorableData: a lone surrogate, which no
+        UTF-8 database takes (the driver's UnicodeEncodeError), or NUL in PostgreSQL's text (DataError)."""
+        try:
+            with self._write.begin() as session:
+                yield session
+        except UnicodeEncodeError as error:
+            raise UnstorableData(f"text the database cannot store: {error.object[error.start:error.end]!r} at "
+                                 f"character {error.start} ({error.reason})") from error
+        except DataError as error:
+            raise UnstorableData(f"a value the database cannot store: {str(error.orig).splitlines()[0]}") from error
+
+    def _add_feedback(self, session: Session, trace_id: str, request: FeedbackRequest, idempotency_key: str | None
+                      ) -> tuple[StoredFeedback, bool]:
+        earlier = _feedback_with_key(session, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, trace_id, request), False
+        analysis = session.scalar(select(Analysis).where(Analysis.trace_id == trace_id))
+        if analysis is None:
+            raise UnknownTraceId(f"no analysis has trace id {trace_id!r}")
+        feedback = Feedback(trace_id=trace_id, rating=request.rating, comment=request.comment,
+                            corrections=_corrections_of(analysis, request), variant=analysis.variant,
+                            model=analysis.model, idempotency_key=idempotency_key)
+        session.add(feedback)
+        session.flush()  # its id and time
+        return StoredFeedback.model_validate(feedback), True
 
     def analyses(self, limit: int = 25, offset: int = 0) -> list[StoredAnalysis]:
         """Analyses with their feedback, newest first."""
@@ -155,6 +220,25 @@ class Store:
             return StoredAnalysis.model_validate(found) if found else None
 
 
+def _feedback_with_key(session: Session, idempotency_key: str | None) -> Feedback | None:
+    if idempotency_key is None:
+        return None
+    return session.scalar(select(Feedback).where(Feedback.idempotency_key == idempotency_key))
+
+
+def _replay(earlier: Feedback, trace_id: str, request: FeedbackRequest) -> StoredFeedback:
+    """The earlier feedback, if the request repeats it: same analysis, rating, comment and corrections."""
+    def corrections(items: list) -> list[tuple[str, str]]:
+        return sorted((c["business"].casefold(), c["stock_price_change"]) for c in items)
+
+    same = ((earlier.trace_id, earlier.rating, earlier.comment, corrections(earlier.corrections))
+            == (trace_id, request.rating, request.comment, corrections(request.model_dump()["corrections"])))
+    if not same:
+        raise IdempotencyKeyReused(f"idempotency key {earlier.idempotency_key!r} was used for other feedback (on trace "
+                                   f"{earlier.trace_id}); send new feedback with a new key")
+    return StoredFeedback.model_validate(earlier)
+
+
 def _corrections_of(analysis: Analysis, request: FeedbackRequest) -> list[dict]:
     """The corrections with each company named as the analysis names it; InvalidFeedback for any other name."""
     companies = {entry["business"].casefold(): entry["business"] for entry in (analysis.result or {}).get(
@@ -167,7 +251,12 @@ def _corrections_of(analysis: Analysis, request: FeedbackRequest) -> list[dict]:
             for c in request.corrections]
 
 
-def _use_wal_and_wait_for_locks(engine: Engine) -> None:
+def _busy_timeout_s(url: URL) -> float:
+    """The SQLite URL's `timeout` in seconds (SQLAlchemy has checked it is a number), or the default."""
+    return float(url.query.get("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000))
+
+
+def _use_wal_and_wait_for_locks(engine: Engine, busy_timeout_s: float) -> None:
     """WAL (readers never block the writer), a busy timeout instead of instant 'database is locked', foreign keys
     on, and transactions begun by SQLAlchemy (IMMEDIATE for writes) rather than by the driver."""
 
@@ -175,8 +264,8 @@ def _use_wal_and_wait_for_locks(engine: Engine) -> None:
     def _on_connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        _switch_to_wal(cursor)
+        cursor.execute(f"PRAGMA busy_timeout = {round(busy_timeout_s * 1000)}")
+        _switch_to_wal(cursor, busy_timeout_s)
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -186,9 +275,11 @@ def _use_wal_and_wait_for_locks(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-@retry(retry=retry_if_exception(lambda e: isinstance(e, sqlite3.OperationalError) and "locked" in str(e)),
-       stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_MS / 1000), wait=wait_random(0.01, 0.1), reraise=True)
-def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+def _switch_to_wal(cursor: sqlite3.Cursor, busy_timeout_s: float) -> None:
     """WAL mode for the database file. Switching a new file takes a lock SQLite does not wait for (no busy handler,
     to avoid deadlock) while another process switches or migrates it, so this waits here, up to the busy timeout."""
-    cursor.execute("PRAGMA journal_mode = WAL")
+    locked = retry_if_exception(lambda e: isinstance(e, sqlite3.OperationalError) and "locked" in str(e))
+    for attempt in Retrying(retry=locked, stop=stop_after_delay(busy_timeout_s), wait=wait_random(0.01, 0.1),
+                            reraise=True):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode = WAL")

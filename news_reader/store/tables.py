@@ -9,6 +9,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from news_reader.store.feedback import IDEMPOTENCY_KEY_MAX_CHARS
+
 # Stable constraint names, so that migrations can refer to them on every database.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -90,5 +92,8 @@ class Feedback(Base):
     variant: Mapped[str] = mapped_column(String(200))
     model: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+    # The client's key for one submission (the Idempotency-Key header): a post it retries is stored once. A unique
+    # index rather than a constraint, so that SQLite adds it without copying the table.
+    idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX_CHARS), index=True, unique=True)
 
     analysis: Mapped[Analysis] = relationship(back_populates="feedback")

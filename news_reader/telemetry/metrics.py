@@ -1,5 +1,6 @@
 """Prometheus metrics: scoring requests by outcome, failures by error code, latency, LLM tokens and estimated cost,
-and user feedback. They live in prometheus-client's default registry, with its process metrics."""
+analyses answered but not stored, and user feedback. They live in prometheus-client's default registry, with its
+process metrics."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from news_reader.settings import PRICES_FILE
 disable_created_metrics()  # a `_created` series per counter would double the output
 Outcome = Literal["ok", "rejected", "failed"]
 Rating = Literal["up", "down"]
+# Why an answered analysis was not stored: the database failed (after a retry), refused a value (a lone surrogate,
+# NUL on PostgreSQL), already holds the trace id, or something else went wrong.
+NotStoredReason = Literal["database_unavailable", "unstorable_data", "duplicate_trace_id", "unexpected_error"]
 
 REQUESTS = Counter("news_reader_requests", "Scoring requests, by outcome: ok, rejected (4xx before the flow runs) "
                    "or failed (the flow or the LLM failed)", ["outcome"])
@@ -33,6 +37,8 @@ LLM_TOKENS = Counter("news_reader_llm_tokens", "LLM tokens, by model and type: i
                      "and output", ["model", "type"])
 LLM_COST = Counter("news_reader_llm_cost_usd", "Estimated LLM cost in US dollars, from the price table", ["model"])
 FEEDBACK = Counter("news_reader_feedback", "User ratings of results", ["rating"])
+NOT_STORED = Counter("news_reader_analyses_not_stored", "Analyses answered but not stored, so that feedback on "
+                     "them is refused (the answer says stored: false), by reason", ["reason"])
 APPROVAL = Gauge("news_reader_feedback_approval_ratio", "Share of thumbs-up among the ratings since start "
                  "(NaN before the first)")
 
@@ -40,6 +46,8 @@ for outcome in get_args(Outcome):
     REQUESTS.labels(outcome)
 for rating in get_args(Rating):
     FEEDBACK.labels(rating)
+for reason in get_args(NotStoredReason):
+    NOT_STORED.labels(reason)
 APPROVAL.set(float("nan"))
 _ratings = dict.fromkeys(get_args(Rating), 0)
 _ratings_lock = threading.Lock()
@@ -115,6 +123,11 @@ def record_feedback(rating: Rating) -> None:
     with _ratings_lock:
         _ratings[rating] += 1
         APPROVAL.set(_ratings["up"] / sum(_ratings.values()))
+
+
+def record_not_stored(reason: NotStoredReason) -> None:
+    """Count an analysis that was answered but could not be stored."""
+    NOT_STORED.labels(reason).inc()
 
 
 def exposition(accept: str | None = None) -> tuple[bytes, str]:

@@ -3,7 +3,13 @@
 "use strict";
 
 const KEY_STORAGE = "news-reader-api-key";
+const FEEDBACK_ATTEMPTS = 3;
+// Answers that say the server could not store the feedback now (the database is busy or down): worth a retry.
+const RETRIED_STATUSES = new Set([502, 503, 504]);
 const notice = document.getElementById("notice");
+
+/** The server did not answer at all: it is down, or the answer was lost on the way. */
+class Unreachable extends Error {}
 
 function showNotice(message) {
   notice.textContent = message;
@@ -18,7 +24,7 @@ async function api(path, options = {}) {
   try {
     response = await fetch(path, { ...options, headers });
   } catch (error) {
-    throw new Error("The News Reader server cannot be reached. Is it running?");
+    throw new Unreachable("The News Reader server cannot be reached. Is it running?");
   }
   if (response.status === 401) {
     document.getElementById("api-key").hidden = false;
@@ -127,15 +133,49 @@ function renderResult(card, article, result, seconds) {
       "step-error"));
   }
   const tokens = result.usage.reduce((sum, u) => [sum[0] + u.prompt_tokens, sum[1] + u.completion_tokens], [0, 0]);
-  card.querySelector(".meta").textContent =
-    `trace ${result.trace_id} · ${tokens[0]} prompt + ${tokens[1]} completion tokens`;
+  const stored = result.stored !== false;
+  card.querySelector(".meta").textContent = `trace ${result.trace_id}${stored ? "" : " (not saved)"} · ` +
+    `${tokens[0]} prompt + ${tokens[1]} completion tokens`;
   card.querySelector(".body").hidden = false;
-  setUpFeedback(card, result.trace_id);
+  if (stored) setUpFeedback(card, result.trace_id);
+  else withoutFeedback(card);
+}
+
+/** The server could not store this analysis, so it would refuse feedback on it: say so instead of the form. */
+function withoutFeedback(card) {
+  const form = card.querySelector(".feedback");
+  form.hidden = true;
+  form.after(element("p", "This analysis could not be saved, so it cannot take feedback. Analyse the article again " +
+    "to rate it.", "feedback-unavailable step-error"));
+  card.querySelectorAll("select[name=correction]").forEach((select) => { select.disabled = true; });
+}
+
+/** A new Idempotency-Key: 128 random bits in hex (crypto.randomUUID would need an HTTPS page). */
+function newIdempotencyKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** POST /feedback, sent again with the same key when the answer is lost or the database is briefly unavailable:
+ * the server stores a submission once however often it arrives. */
+async function postFeedback(body, key) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const response = await api("/feedback", {
+        method: "POST", headers: { "Content-Type": "application/json", "Idempotency-Key": key }, body,
+      });
+      if (!RETRIED_STATUSES.has(response.status) || attempt === FEEDBACK_ATTEMPTS) return response;
+    } catch (error) {
+      if (!(error instanceof Unreachable) || attempt === FEEDBACK_ATTEMPTS) throw error;
+    }
+    await new Promise((resolve) => { setTimeout(resolve, 1000 * attempt); });
+  }
 }
 
 function setUpFeedback(card, traceId) {
   const form = card.querySelector(".feedback");
   const status = form.querySelector(".feedback-status");
+  // The last submission, so that sending the same feedback again after a failure reuses its key.
+  let submission = null;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const rating = form.elements.rating.value;
@@ -147,12 +187,11 @@ function setUpFeedback(card, traceId) {
       .filter((select) => select.value)
       .map((select) => ({ business: select.dataset.business, stock_price_change: select.value }));
     const comment = form.elements.comment.value.trim();
-    const body = { trace_id: traceId, rating, corrections, ...(comment ? { comment } : {}) };
+    const body = JSON.stringify({ trace_id: traceId, rating, corrections, ...(comment ? { comment } : {}) });
+    if (!submission || submission.body !== body) submission = { body, key: newIdempotencyKey() };
     status.textContent = "Sending…";
     try {
-      const response = await api("/feedback", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-      });
+      const response = await postFeedback(submission.body, submission.key);
       if (!response.ok) throw new Error(`Feedback not saved: ${await errorMessage(response)}`);
       status.textContent = "Thank you: your feedback is saved.";
       form.querySelector("fieldset").disabled = true;
