@@ -7,8 +7,10 @@ OpenAI deployment name), so the staged `flow.dag.yaml` states exactly what runs.
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -17,6 +19,8 @@ from news_reader.flow_dag import FLOW_FILE, llm_nodes, read_dag
 
 # Local test and run artifacts, never part of what is served.
 _SKIP = shutil.ignore_patterns(".promptflow", "__pycache__", "*.pyc", ".runs")
+# Temporary folders of staged copies are named `<prefix><pid>-<random>` for the process that serves them.
+_STAGE_PREFIX = "news-reader-flow-"
 
 
 def stage_flow(flow_dir: Path, dest: Path, *, model: str | None = None) -> Path:
@@ -56,3 +60,29 @@ def find_flow(root: Path) -> Path:
     if len(found) != 1:
         raise FileNotFoundError(f"expected one {FLOW_FILE} under {root}, found {len(found)}")
     return found[0]
+
+
+def temporary_stage_folder() -> Path:
+    """A new temporary folder for this process's staged copy, after removing the copies of processes that are gone
+    (killed before they could remove their own)."""
+    _remove_orphaned_stages(Path(tempfile.gettempdir()))
+    return Path(tempfile.mkdtemp(prefix=f"{_STAGE_PREFIX}{os.getpid()}-"))
+
+
+def _remove_orphaned_stages(folder: Path) -> None:
+    """Remove the staged copies in `folder` whose process no longer runs; those of running servers stay."""
+    for path in folder.glob(f"{_STAGE_PREFIX}*-*"):
+        pid = path.name.removeprefix(_STAGE_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists: signal 0 sends nothing, and another user's process refuses it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True

@@ -152,7 +152,22 @@ class ServingSettings(BaseSettings):
     # When set, POST /score needs `Authorization: Bearer <key>`; health, version and the OpenAPI document stay open.
     api_key: SecretStr | None = None
     # Request bodies above this size are refused unread. 20,000 characters of JSON-escaped text fit with room.
+    # Waitress enforces it too: it buffers a whole body before the app sees it, and its own default is 1 GB.
     max_request_bytes: int = 1_000_000
+    # Request line and headers above this size are refused (431) before they are buffered: a request here carries
+    # a key and a few standard headers. Waitress's default is 256 KiB.
+    max_header_bytes: int = 16_384
+    # Open connections; more wait in the listen backlog. An idle or half-sent request holds a connection (one file
+    # descriptor, a few KiB) but no worker thread: waitress reads requests asynchronously and hands only complete ones
+    # to the threads. Waitress's default of 100 let 100 idle sockets lock every client out until they timed out; a
+    # limit far above what browsers, probes and a load balancer hold open keeps that from being cheap.
+    connection_limit: int = 1000
+    # Seconds a connection may stay silent, with no request running, before it is closed: how long an idle or
+    # half-sent request keeps its place (a long analysis is not cut). Waitress's default is 120.
+    channel_timeout_s: int = 30
+    # Seconds between waitress's sweeps for silent connections, so that one is closed at most this late. Waitress's
+    # default is 30.
+    cleanup_interval_s: int = 5
     # Azure ML's data collector: each request's inputs, outputs and spans, which the model monitor reads. The
     # deployment turns it on; elsewhere there is no collector to send to.
     collect_data: bool = False

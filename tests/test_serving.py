@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +25,8 @@ from deployment.serving.app import _failure
 from deployment.serving.score_request import STATUS_OF_KIND
 from news_reader.extraction import errors
 from news_reader.extraction.schemas import ArticleInfo
-from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, running_server
-from tests.fake_llm import FakeLLM, answer, error
+from tests.conftest import ARTICLE, GENERAL_INFO_ANSWER, GLOBEX_ANSWER, REPO, free_port, running_server
+from tests.fake_llm import FakeLLM, Reply, answer, error, not_a_completion
 
 SERVING_KEY = "serving-key-7f3a9c"
 LLM_KEY = "llm-key-52e8d1"
@@ -135,10 +140,13 @@ def test_an_answer_the_client_cannot_accept_is_refused_before_the_flow_runs(endp
     assert len(llm.seen) == calls
 
 
-def test_score_takes_only_post(endpoint):
+@pytest.mark.parametrize(("method", "route", "allowed"), [
+    ("GET", "/score", "POST"), ("GET", "/feedback", "POST"), ("POST", "/api/analyses", "GET")])
+def test_a_method_the_route_does_not_take_is_a_json_405_that_names_the_allowed_ones(endpoint, method, route, allowed):
     url, _ = endpoint
-    response = requests.get(f"{url}/score", headers=AUTH, timeout=10)
+    response = requests.request(method, f"{url}{route}", headers=AUTH, timeout=10)
     assert (response.status_code, response.json()["error"]["code"]) == (405, "method_not_allowed")
+    assert allowed in response.headers["Allow"].split(", ")
 
 
 @pytest.mark.parametrize("route", ["/feedback", "/nowhere"])
@@ -163,6 +171,36 @@ def test_the_web_pages_load_without_the_key(endpoint, page, content_type):
     assert response.status_code == 200 and content_type in response.headers["Content-Type"]
 
 
+@pytest.mark.parametrize(("method", "route"), [
+    ("GET", "/"), ("GET", "/web/static/app.js"), ("GET", "/health"), ("POST", "/score"), ("GET", "/nowhere")])
+def test_pages_and_api_answers_carry_the_security_headers(endpoint, method, route):
+    url, _ = endpoint
+    headers = requests.request(method, f"{url}{route}", json={"article": ARTICLE}, headers=AUTH, timeout=60).headers
+    policy = headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
+    assert (headers["X-Content-Type-Options"], headers["X-Frame-Options"]) == ("nosniff", "DENY")
+    assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_an_article_with_a_lone_surrogate_is_refused_before_any_llm_call_and_logged_once(endpoint, llm):
+    url, log = endpoint
+    calls, logged = len(llm.seen), _request_events(log)
+    body = b'{"article": "' + ARTICLE.replace("\n", "\\n").encode().replace(b"rocket", b"\\ud800 rocket") + b'"}'
+    response = requests.post(f"{url}/score", data=body, headers={**AUTH, "Content-Type": "application/json"},
+                             timeout=30)
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid_article")
+    assert "lone surrogate (U+D800)" in response.json()["error"]["message"]
+    assert len(llm.seen) == calls
+    # The event is logged (synchronously) before the answer is sent.
+    assert [(e["outcome"], e["http_status"], e["error"]) for e in _request_events(log)[len(logged):]] == [
+        ("rejected", 422, "invalid_article")]
+
+
+def _request_events(log: Path) -> list[dict]:
+    lines = (json.loads(line) for line in log.read_text().splitlines() if line.startswith("{"))
+    return [event for event in lines if event.get("event") == "request"]
+
+
 def test_a_body_over_the_size_limit_is_refused_with_413(endpoint):
     response = score(endpoint, {"article": "word " * 50_000})
     assert response.status_code == 413
@@ -179,6 +217,32 @@ def test_a_rate_limited_llm_gives_429_with_the_reason(endpoint, llm):
     assert response.json()["error"] == {"code": "llm_rate_limited",
                                         "message": "the LLM is rate limited: scripted HTTP 429"}
     assert re.fullmatch(r"[0-9a-f]{32}", response.json()["trace_id"]), "a request that reached the flow has a trace"
+
+
+@pytest.mark.parametrize("reply", [not_a_completion({"error": {"message": "upstream overloaded"}}),
+                                   not_a_completion({"choices": []}), Reply(content=None)],
+                         ids=["error object", "no choices", "no content"])
+def test_an_llm_answer_that_is_not_a_chat_completion_gives_502_with_a_trace_id(endpoint, llm, reply):
+    llm.script("GeneralInfo", reply)
+    try:
+        response = score(endpoint, {"article": ARTICLE})
+    finally:
+        llm.script("GeneralInfo", answer(GENERAL_INFO_ANSWER))
+    assert (response.status_code, response.json()["error"]["code"]) == (502, "llm_request_failed")
+    assert response.json()["error"]["message"].startswith("the LLM's answer is not a chat completion: ")
+    assert re.fullmatch(r"[0-9a-f]{32}", response.json()["trace_id"])
+
+
+def test_a_business_whose_llm_answer_is_not_a_chat_completion_is_reported_and_the_others_kept(endpoint, llm):
+    llm.script("BusinessSpecificInfo:Globex", not_a_completion({"choices": []}))
+    try:
+        response = score(endpoint, {"article": ARTICLE})
+    finally:
+        llm.script("BusinessSpecificInfo:Globex", answer(GLOBEX_ANSWER))
+    assert response.status_code == 200, response.text
+    info = ArticleInfo.model_validate(response.json())
+    assert [b.business for b in info.business_info] == ["Acme Corp"]
+    assert [(e.business, e.kind) for e in info.errors] == [("Globex", "llm_request_failed")]
 
 
 def test_health_version_and_the_openapi_document_need_no_key(endpoint):
@@ -236,3 +300,61 @@ def test_a_failed_node_is_answered_with_its_errors_kind_and_status(error):
 def test_a_node_failure_of_another_kind_is_a_flow_failure():
     kind, message = _failure(_reported(ValueError("unexpected")))
     assert kind == "flow_failed" and "(ValueError) unexpected" in message
+
+
+def _start(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """`python -m deployment.serving` run to its end, with `env` on top of this process's and its temporary files
+    in `tmp_path`/tmp."""
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "deployment.serving"], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "TMPDIR": str(tmp_path / "tmp"), **env}, timeout=120)
+
+
+@pytest.mark.parametrize(("problem", "says"), [
+    ("port in use", "Error: cannot listen on 127.0.0.1:"),
+    ("unknown database", "Error: database (NEWS_READER_DATABASE_URL): Can't load plugin"),
+    ("database folder cannot be made", "Error: database (NEWS_READER_DATABASE_URL): "),
+])
+def test_a_server_that_cannot_start_says_why_in_one_line(tmp_path, problem, says):
+    (tmp_path / "a-file").write_text("")
+    databases = {"unknown database": "nonsense://",
+                 "database folder cannot be made": f"sqlite:///{tmp_path / 'a-file' / 'folder' / 'db.sqlite'}"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] if problem == "port in use" else free_port()
+        env = {"NEWS_READER_SERVING_PORT": str(port), "NEWS_READER_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+        if problem in databases:
+            env["NEWS_READER_DATABASE_URL"] = databases[problem]
+        result = _start(env, tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.startswith(says) and result.stderr.count("\n") == 1, result.stderr
+    assert not list((tmp_path / "tmp").glob("news-reader-flow-*")), "staged flow left behind"
+
+
+def test_a_killed_servers_staged_copy_is_removed_at_the_next_start_and_a_running_ones_is_kept(llm, tmp_path):
+    env = {"NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_MODEL": "fake", "TMPDIR": str(tmp_path)}
+    killed = subprocess.Popen([sys.executable, "-m", "deployment.serving"], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL,
+                              env={**os.environ, **env, "NEWS_READER_SERVING_PORT": str(free_port())})
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("news-reader-flow-*/*/flow.dag.yaml")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    (orphan,) = tmp_path.glob("news-reader-flow-*")
+    in_use = tmp_path / f"news-reader-flow-{os.getpid()}-running"  # named as a running server's copy: this process's
+    in_use.mkdir()
+    with running_server(env, tmp_path / "server.log"):
+        assert not orphan.exists() and in_use.exists()
+
+
+def test_a_server_started_directly_writes_nothing_into_the_home_folder(llm, tmp_path):
+    """Not through make, whose environment points the libraries' caches into the repo's state folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "MPLCONFIGDIR": None, "XDG_CONFIG_HOME": None, "XDG_CACHE_HOME": None,
+           "NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_MODEL": "fake"}
+    with running_server(env, tmp_path / "server.log") as url:
+        assert requests.get(f"{url}/api/dashboard.png", timeout=60).status_code == 200
+    assert list(home.rglob("*")) == []

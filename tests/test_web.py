@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from news_reader.store import Store
 from tests.conftest import ARTICLE, business_llm, free_port, running_server
@@ -131,6 +133,30 @@ def test_the_dashboard_draws_its_chart(site, page):
     assert page.evaluate("document.getElementById('dashboard-chart').naturalWidth") > 500
 
 
+def test_analysing_browsing_and_the_dashboard_keep_to_the_content_security_policy(site, page):
+    url, _ = site
+    refused = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
+            else None)
+    assert "default-src 'self'" in page.goto(url).headers["content-security-policy"]
+    page.get_by_label("Article").fill(ARTICLE)
+    page.get_by_role("button", name="Analyse").click()
+    expect(page.locator(".result mark")).to_have_count(2, timeout=30_000)
+    page.get_by_role("link", name="History").click()
+    expect(page.locator("#history tbody tr").first).to_be_visible()
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.locator("#dashboard-chart")).to_be_visible(timeout=30_000)
+    assert refused == []
+
+
+def test_an_injected_inline_script_does_not_run(site, page):
+    url, _ = site
+    page.goto(url)
+    with pytest.raises(PlaywrightError):
+        page.add_script_tag(content="window.injected = true")
+    assert page.evaluate("window.injected") is None
+
+
 def test_a_model_that_is_down_is_a_readable_message(page, tmp_path):
     closed = f"http://127.0.0.1:{free_port()}/v1"
     with running_server({"NEWS_READER_LLM_BASE_URL": closed, "NEWS_READER_LLM_MAX_RETRIES": "0",
@@ -155,3 +181,55 @@ def test_with_an_api_key_the_page_asks_for_it_and_then_works(page, tmp_path):
         page.get_by_label("Article").fill(ARTICLE)
         page.get_by_role("button", name="Analyse").click()
         expect(page.locator(".result .title")).to_contain_text("Acme", timeout=30_000)
+
+
+def test_an_analysis_that_could_not_be_saved_says_so_instead_of_offering_feedback(page, tmp_path):
+    database = tmp_path / "db.sqlite"
+    with business_llm() as llm, running_server(
+            {"NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_MODEL": "fake",
+             "NEWS_READER_DATABASE_URL": f"sqlite:///{database}?timeout=0.2"}, tmp_path / "server.log") as url:
+        page.goto(url)
+        other_writer = sqlite3.connect(database, isolation_level=None)
+        other_writer.execute("BEGIN IMMEDIATE")  # holds the write lock past the server's busy timeout and retries
+        try:
+            page.get_by_label("Article").fill(ARTICLE)
+            page.get_by_role("button", name="Analyse").click()
+            result = page.locator(".result").first
+            expect(result.locator(".title")).to_contain_text("Acme", timeout=30_000)
+        finally:
+            other_writer.close()
+        expect(result.locator(".feedback-unavailable")).to_have_text(
+            "This analysis could not be saved, so it cannot take feedback. Analyse the article again to rate it.")
+        expect(result.locator(".feedback")).to_be_hidden()
+        expect(result.get_by_label("Correct direction for Globex")).to_be_disabled()
+        expect(result.locator(".meta")).to_contain_text("(not saved)")
+
+
+def test_feedback_whose_answer_is_lost_is_sent_again_with_its_key_and_saved_once(site, page):
+    url, database = site
+    keys = []
+
+    def lose_the_first_answer(route):
+        keys.append(route.request.headers["idempotency-key"])
+        if len(keys) > 1:
+            route.continue_()
+            return
+        route.fetch()  # the server stores the feedback, and its answer never reaches the page
+        route.abort("connectionreset")
+
+    page.route("**/feedback", lose_the_first_answer)
+    page.goto(url)
+    for comment in ("first", "second"):
+        page.get_by_label("Article").fill(ARTICLE)
+        page.get_by_role("button", name="Analyse").click()
+        result = page.locator(".result").first
+        expect(result.locator(".status")).to_contain_text("Done in", timeout=30_000)
+        result.get_by_label("👎 No").check()
+        result.get_by_label("Comment (optional)").fill(comment)
+        result.get_by_role("button", name="Send feedback").click()
+        expect(result.locator(".feedback-status")).to_have_text("Thank you: your feedback is saved.",
+                                                                timeout=10_000)
+    first_key, retried_key, second_key = keys
+    assert re.fullmatch(r"[0-9a-f]{32}", first_key) and retried_key == first_key != second_key
+    first_trace = re.search(r"trace ([0-9a-f]{32})", page.locator(".result .meta").last.inner_text())[1]
+    assert [f.comment for f in Store(database).analysis(first_trace).feedback] == ["first"], "stored once"

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
 from typing import TypeVar
 
 import click
-import waitress
+from flask import Flask
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, create_server
+from waitress.task import ErrorTask
+from waitress.utilities import Error
 
-from deployment.serving.app import create_app
-from news_reader.settings import LLMSettings, ServingSettings, setting_problems
+from deployment.serving.app import SECURITY_HEADERS, StartupError, create_app, kind_of_status
+from deployment.serving.score_request import error_body
+from news_reader.settings import REPO_STATE_DIR, LLMSettings, ServingSettings, env_name, setting_problems
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -33,14 +40,16 @@ def main(flow_dir: Path | None, host: str | None, port: int | None) -> None:
     serving = _read(ServingSettings, **{k: v for k, v in given.items() if v is not None})
     llm = _read(LLMSettings)
     flow_dir = serving.flow_dir or Path(os.environ.get("AZUREML_MODEL_DIR") or DEFAULT_FLOW)
-    app = create_app(flow_dir, serving, llm)
+    # The dashboard's chart library writes its config and font cache; not into the home folder (the image sets it).
+    os.environ.setdefault("MPLCONFIGDIR", str(REPO_STATE_DIR / "matplotlib"))
+    app = _create_app(flow_dir, serving, llm)
+    server = _listen(app, serving)
     auth = "API key required" if serving.api_key else "no API key"
     click.echo(f"News Reader on http://{serving.host}:{serving.port} ({auth}); flow {flow_dir}; "
                f"model {llm.model} at {llm.resolved_base_url()}", err=True)
     # Stopping (Ctrl-C, or SIGTERM from a container runtime or a test) exits normally, so the staged copy is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    waitress.serve(app, host=serving.host, port=serving.port, threads=serving.threads, ident="news-reader")
-
+    server.run()
 
 
 def _read(settings: type[SettingsT], **values: object) -> SettingsT:
@@ -49,6 +58,85 @@ def _read(settings: type[SettingsT], **values: object) -> SettingsT:
         return settings(**values)
     except ValidationError as error:
         raise click.ClickException(f"invalid setting: {setting_problems(settings, error)}") from None
+
+
+def _create_app(flow_dir: Path, serving: ServingSettings, llm: LLMSettings) -> Flask:
+    """The app; a database it cannot use or a flow folder it cannot read is one line, not a traceback."""
+    try:
+        return create_app(flow_dir, serving, llm)
+    except StartupError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"{error.filename}: {error.strerror}" if error.filename else str(error)) from None
+
+
+def _listen(app: Flask, serving: ServingSettings):
+    """Waitress bound to the address, with the limits chosen in ServingSettings; a port in use is one line."""
+    _allow_open_files(2 * serving.connection_limit + 256)
+    sockets: dict = {}  # waitress's socket map: its listeners, and later its connections
+    try:
+        server = create_server(
+            app, map=sockets, host=serving.host, port=serving.port, threads=serving.threads, ident="news-reader",
+            connection_limit=serving.connection_limit, channel_timeout=serving.channel_timeout_s,
+            cleanup_interval=serving.cleanup_interval_s,
+            # Waitress refuses at the limit itself (>=); ours is the largest size accepted.
+            max_request_body_size=serving.max_request_bytes + 1, max_request_header_size=serving.max_header_bytes + 1,
+            # select() fails on a file descriptor numbered 1,024 or more (the whole server stops), which a thousand
+            # connections and their bodies' temporary files reach; poll() has no such limit.
+            asyncore_use_poll=True)
+    except (OSError, ValueError) as error:  # ValueError: waitress's word for a host it cannot resolve
+        raise click.ClickException(f"cannot listen on {serving.host}:{serving.port}: "
+                                   f"{getattr(error, 'strerror', None) or error}") from None
+    # create_server takes no channel class; each listener makes its connections' channels from this attribute.
+    for listener in sockets.values():
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = _JsonErrorChannel
+    return server
+
+
+def _allow_open_files(needed: int) -> None:
+    """Each connection holds a file descriptor, two while its body overflows into a temporary file: raise the soft
+    limit (often 1,024) towards the hard one so that connection_limit is reached before the descriptors run out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        ceiling = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+
+
+class _JsonError(Error):
+    """One of waitress's own error answers with the API's JSON error body instead of its plain text."""
+
+    def __init__(self, error: Error, message: str):
+        super().__init__(error.body)
+        self.code, self.reason, self.message = error.code, error.reason, message
+
+    def to_response(self, ident=None):
+        body = json.dumps(error_body(kind_of_status(self.code), self.message)).encode()
+        return f"{self.code} {self.reason}", [("Content-Type", "application/json"), *SECURITY_HEADERS.items()], body
+
+
+class _JsonErrorTask(ErrorTask):
+    """Waitress answers a request it cannot parse (bad Content-Length or chunks, headers or body over the limit)
+    before the app sees it; HTTPChannel.error_task_class is its hook for that answer."""
+
+    def execute(self):
+        self.request.error = _JsonError(self.request.error, _waitress_message(self.request.error, self.channel.adj))
+        super().execute()
+
+
+class _JsonErrorChannel(HTTPChannel):
+    error_task_class = _JsonErrorTask
+
+
+def _waitress_message(error: Error, adj) -> str:
+    """The size limits named as the settings that set them; waitress's own words for malformed requests."""
+    if error.code == 413:
+        return (f"request body over the size limit; the limit is {adj.max_request_body_size - 1:,} bytes "
+                f"({env_name(ServingSettings, 'max_request_bytes')})")
+    if error.code == 431:
+        return (f"request headers over the size limit; the limit is {adj.max_request_header_size - 1:,} bytes "
+                f"({env_name(ServingSettings, 'max_header_bytes')})")
+    return f"{error.reason}: {error.body}"
 
 
 if __name__ == "__main__":

@@ -6,18 +6,19 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from promptflow.contracts.run_info import Status
 from promptflow.core._serving.app import create_app as create_promptflow_app
 from promptflow.core._serving.monitor.data_collector import FlowDataCollector
 from promptflow.core._serving.monitor.mdc_exporter import MdcExporter
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import RoutingException
 
-from deployment.flow_package import FLOW_FILE, find_flow, stage_flow
+from deployment.flow_package import FLOW_FILE, find_flow, stage_flow, temporary_stage_folder
 from deployment.serving.feedback_routes import install_feedback
 from deployment.serving.observability import observe, start_telemetry
 from deployment.serving.openapi import openapi_document
@@ -34,7 +35,7 @@ from news_reader.extraction.errors import NewsReaderError
 from news_reader.extraction.steps import configuration
 from news_reader.flow_dag import default_variants, llm_nodes, read_dag
 from news_reader.flow_nodes import connection_for
-from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings, StoreSettings
+from news_reader.settings import LLMSettings, PipelineSettings, ServingSettings, StoreSettings, env_name
 from news_reader.store import Store
 from news_reader.telemetry.metrics import estimate_cost
 from news_reader.telemetry.trace_ids import current_trace_id
@@ -42,6 +43,26 @@ from news_reader.telemetry.tracing import add_span_exporter
 
 # Reachable without the API key: probes, versions and API documents.
 _OPEN_ROUTES = {"health", "version", "openapi", "swagger", *PAGE_ROUTES}
+# Prompt flow's route for every path and method that no other route takes.
+_CATCH_ALL = "staticweb_blueprint.notfound"
+# On every answer, page or API. Scripts, styles, images and requests from this origin only, none inline (an injected
+# tag or attribute does not run); blob: for the dashboard's chart, fetched with the key and shown from memory. Never
+# framed (frame-ancestors for browsers that read CSP, X-Frame-Options for older ones), no MIME sniffing of an answer
+# into a script, and no page address (which may name a trace) sent to other sites.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+# The error code of an HTTP error that no check of ours raised: Flask's, waitress's, the catch-all route's.
+_KIND_OF_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 431: "request_too_large",
+                   501: "invalid_request"}  # 501: waitress on a Transfer-Encoding it does not implement
+
+
+class StartupError(Exception):
+    """The server cannot start, for a reason its message states in one line."""
 
 
 def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMSettings | None = None) -> Flask:
@@ -84,8 +105,6 @@ def _check_requests(app: Flask, api_key: str | None, max_request_bytes: int, max
         if request.endpoint in _OPEN_ROUTES or request.method == "OPTIONS":  # OPTIONS: CORS preflight
             return
         check_api_key(request.headers.get("Authorization"), api_key)
-        if request.path == "/score" and request.method != "POST":
-            raise RequestRejected("method_not_allowed", f"{request.method} /score: send the article with POST")
         if request.endpoint == "score":
             _check_score_request(max_request_bytes, max_chars)
 
@@ -127,10 +146,17 @@ def _answer_errors_in_json(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException):
-        kind = "request_too_large" if err.code == 413 else "invalid_request"
-        return jsonify(error_body(kind, err.description or err.name)), err.code
+        response = jsonify(error_body(kind_of_status(err.code), err.description or err.name))
+        if isinstance(err, MethodNotAllowed) and err.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(err.valid_methods))
+        return response, err.code
 
-    app.view_functions["staticweb_blueprint.notfound"] = _not_found
+    app.view_functions[_CATCH_ALL] = _not_found
+
+
+def kind_of_status(status: int) -> str:
+    """The API's error code for an HTTP error of `status` (a key of STATUS_OF_KIND)."""
+    return _KIND_OF_STATUS.get(status, "invalid_request" if status < 500 else "flow_failed")
 
 
 def _add_documents(app: Flask, model: str, openapi: dict) -> None:
@@ -143,10 +169,23 @@ def _add_documents(app: Flask, model: str, openapi: dict) -> None:
 
 def _install_history(app: Flask, store_url: str, model: str, variant: str, max_chars: int) -> None:
     """The store of analyses and feedback (its schema migrated), with the feedback and history API and the web page."""
-    store = Store(store_url)
-    store.migrate()
+    store = _open_store(store_url)
     install_feedback(app, store, model=model, variant=variant, estimate_cost=estimate_cost)
     install_web(app, store, max_chars)
+
+
+def _open_store(url: str) -> Store:
+    """The store with its schema migrated, or a StartupError naming the setting of a database that cannot be used."""
+    try:
+        store = Store(url)
+        store.migrate()
+    except (SQLAlchemyError, ValueError) as error:  # ValueError: a URL SQLAlchemy cannot read (`?timeout=soon`)
+        raise StartupError(f"database ({env_name(StoreSettings, 'url')}): "
+                           f"{str(getattr(error, 'orig', None) or error).splitlines()[0]}") from error
+    except OSError as error:  # a SQLite file whose folder cannot be made
+        raise StartupError(f"database ({env_name(StoreSettings, 'url')}): {error.filename}: "
+                           f"{error.strerror}") from error
+    return store
 
 
 def _collect_for_model_monitoring(app: Flask) -> None:
@@ -160,31 +199,53 @@ def _collect_for_model_monitoring(app: Flask) -> None:
 def _api_boundary(wsgi_app):
     """Every request starts its own trace: the trace id keys the stored analysis and its feedback, so a caller's
     `traceparent` must not make two requests share one. Only `/score` may be called from other web origins:
-    Prompt flow's app allows every origin on every route, which would let any site read the stored history."""
+    Prompt flow's app allows every origin on every route, which would let any site read the stored history. Every
+    answer carries the security headers."""
     def app(environ, start_response):
         environ.pop("HTTP_TRACEPARENT", None)
         environ.pop("HTTP_TRACESTATE", None)
-        if environ.get("PATH_INFO") == "/score":
-            return wsgi_app(environ, start_response)
+        cross_origin = environ.get("PATH_INFO") == "/score"
 
-        def same_origin_only(status, headers, exc_info=None):
-            kept = [(name, value) for name, value in headers if not name.lower().startswith("access-control-")]
-            return start_response(status, kept, exc_info)
+        def answer(status, headers, exc_info=None):
+            if not cross_origin:
+                headers = [(name, value) for name, value in headers if not name.lower().startswith("access-control-")]
+            return start_response(status, [*headers, *SECURITY_HEADERS.items()], exc_info)
 
-        return wsgi_app(environ, same_origin_only)
+        return wsgi_app(environ, answer)
 
     return app
 
 
 def _not_found(path: str):
-    """Prompt flow's catch-all route answers in plain text; answer with the API's error body."""
+    """Prompt flow's catch-all route takes every path and method no other route takes, and answers in plain text:
+    answer with the API's error body, 405 with the methods allowed where another route has the path."""
+    allowed = _allowed_methods()
+    if allowed:
+        message = f"{request.method} /{path} is not allowed; allowed: {', '.join(allowed)}"
+        response = jsonify(error_body("method_not_allowed", message))
+        response.headers["Allow"] = ", ".join(allowed)
+        return response, 405
     return jsonify(error_body("not_found", f"no route /{path} (see /openapi.json)")), 404
+
+
+def _allowed_methods() -> list[str]:
+    """The methods some route other than the catch-all takes at the current request's path."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in sorted(request.url_rule.methods):  # the catch-all's, as it is the rule that matched
+        try:
+            endpoint, _ = adapter.match(method=method)
+        except (HTTPException, RoutingException):  # no route, or a redirect to another path
+            continue
+        if endpoint != _CATCH_ALL:
+            allowed.append(method)
+    return allowed
 
 
 def _stage(flow_dir: Path, llm: LLMSettings) -> Path:
     """A self-contained copy of the flow in a temporary folder; NEWS_READER_LLM_MODEL, when set, names the model
     every LLM node calls."""
-    root = Path(tempfile.mkdtemp(prefix="news-reader-flow-"))
+    root = temporary_stage_folder()
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     model = llm.model if "model" in llm.model_fields_set else None
     return stage_flow(flow_dir, root / flow_dir.name, model=model)

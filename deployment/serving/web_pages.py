@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Flask, Response, render_template, request
 
-from deployment.serving.dashboard import render_dashboard
 from deployment.serving.score_request import RequestRejected
 from news_reader.store import Store
 
@@ -43,6 +42,9 @@ def install_web(app: Flask, store: Store, max_chars: int) -> None:
         if bucket not in ("hour", "day"):
             raise RequestRejected("invalid_request", f"bucket must be hour or day, not {bucket!r}")
         since = datetime.now(UTC) - _WINDOW[bucket]
+        # matplotlib: imported for the first chart, not at start.
+        from deployment.serving.dashboard import render_dashboard
+
         return Response(render_dashboard(store.timeseries(bucket, since), bucket), mimetype="image/png")
 
     app.register_blueprint(web)
