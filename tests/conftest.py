@@ -111,6 +111,25 @@ def running_server(env: dict[str, str | None], log: Path) -> Iterator[str]:
     assert not list(Path(tempfile.gettempdir()).glob(f"news-reader-flow-{server.pid}-*")), "staged flow left behind"
 
 
+def connect_raw(url: str) -> socket.socket:
+    """A bare TCP connection to a served `http://host:port`, for bytes no HTTP client library would send."""
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def exchange_raw(url: str, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `raw` and read the answer until the server closes: its status, headers (lower-case names) and body."""
+    with connect_raw(url) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
 def _answers(url: str) -> bool:
     try:
         return requests.get(f"{url}/health", timeout=2).ok

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -17,7 +16,7 @@ import pytest
 import requests
 
 from deployment.serving.score_request import STATUS_OF_KIND
-from tests.conftest import ACME_ANSWER, ARTICLE, GENERAL_INFO_ANSWER, GLOBEX_ANSWER, running_server
+from tests.conftest import ACME_ANSWER, ARTICLE, GENERAL_INFO_ANSWER, GLOBEX_ANSWER, exchange_raw, running_server
 from tests.fake_llm import (
     FakeLLM,
     Reply,
@@ -184,20 +183,6 @@ def test_a_hostile_request_is_refused_with_a_4xx_and_nothing_is_called_or_stored
     assert served.healthy()
 
 
-def _raw_http(served: Served, request: bytes) -> tuple[int, dict, bytes]:
-    """Send bytes that no HTTP client library would send; the status, headers and body of the answer."""
-    host, port = served.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in header_lines)
-    return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
-
-
 _SCORE = f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
 MALFORMED = {
     "two content lengths": (_SCORE + "Content-Length: 2\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{}", 400),
@@ -211,7 +196,7 @@ MALFORMED = {
 @pytest.mark.parametrize(("request_text", "status"), MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_http_is_refused_with_the_json_error_body(served, llm, request_text, status):
     calls, rows = len(llm.seen), served.rows()
-    answered, headers, body = _raw_http(served, request_text.encode())
+    answered, headers, body = exchange_raw(served.url, request_text.encode())
     assert answered == status
     assert headers["content-type"].startswith("application/json")
     assert set(json.loads(body)["error"]) == {"code", "message"}

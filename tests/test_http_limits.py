@@ -4,7 +4,6 @@ and requests waitress cannot parse. Raw sockets, so that nothing between the tes
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -12,7 +11,7 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from tests.conftest import running_server
+from tests.conftest import connect_raw, exchange_raw, running_server
 from tests.fake_llm import FakeLLM
 
 CHANNEL_TIMEOUT_S = 3
@@ -28,30 +27,12 @@ def url(llm: FakeLLM, tmp_path_factory) -> Iterator[str]:
         yield base
 
 
-def _connect(url: str) -> socket.socket:
-    host, port = url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
-def _exchange(url: str, raw: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send `raw` and read the answer until the server closes: its status, headers (lower-case names) and body."""
-    with _connect(url) as sock:
-        sock.sendall(raw)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    return int(status_line.split()[1]), headers, body
-
-
 def test_health_answers_within_a_second_while_150_idle_or_half_sent_connections_are_open(url):
     half_sent = (b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
                  b'{"article": "')
     with ExitStack() as held:
         for n in range(150):
-            sock = held.enter_context(_connect(url))
+            sock = held.enter_context(connect_raw(url))
             if n % 2:
                 sock.sendall(half_sent)
         started = time.monotonic()
@@ -60,7 +41,7 @@ def test_health_answers_within_a_second_while_150_idle_or_half_sent_connections_
 
 
 def test_a_silent_connection_is_closed_after_the_channel_timeout(url):
-    with _connect(url) as sock:
+    with connect_raw(url) as sock:
         sock.settimeout(CHANNEL_TIMEOUT_S + 5)
         started = time.monotonic()
         assert sock.recv(1) == b""  # closed by the server
@@ -81,13 +62,13 @@ def _post(headers: str, body: bytes = b"") -> bytes:
 ], ids=["bad content-length", "duplicated content-length", "malformed chunks", "unknown transfer-encoding",
         "oversized headers", "body over the limit"])
 def test_a_request_waitress_cannot_parse_gets_the_json_error_body(url, raw, status, code):
-    answer_status, headers, body = _exchange(url, raw)
+    answer_status, headers, body = exchange_raw(url, raw)
     assert (answer_status, headers["content-type"]) == (status, "application/json")
     assert json.loads(body)["error"]["code"] == code
     assert headers["x-content-type-options"] == "nosniff"
 
 
 def test_a_body_over_the_limit_is_refused_naming_the_setting(url):
-    _, _, body = _exchange(url, _post("Content-Length: 2000000\r\n"))
+    _, _, body = exchange_raw(url, _post("Content-Length: 2000000\r\n"))
     assert json.loads(body)["error"]["message"] == ("request body over the size limit; the limit is 1,000,000 bytes "
                                                      "(NEWS_READER_SERVING_MAX_REQUEST_BYTES)")
