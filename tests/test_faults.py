@@ -222,6 +222,7 @@ FAULTS = {
     "not a json object": (not_a_completion(["a", "list"]), 502, "llm_request_failed"),
     "cut off at the token limit": (Reply(content='{"title": "Acme', finish_reason="length"), 502,
                                    "invalid_model_output"),
+    "cut off before any content": (Reply(content=None, finish_reason="length"), 502, "invalid_model_output"),
     "invalid output twice": (raw("I cannot answer in JSON."), 502, "invalid_model_output"),
 }
 

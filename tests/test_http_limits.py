@@ -48,6 +48,20 @@ def test_a_silent_connection_is_closed_after_the_channel_timeout(url):
         assert time.monotonic() - started < CHANNEL_TIMEOUT_S + 3
 
 
+def test_at_the_connection_limit_the_server_answers_again_once_silent_connections_time_out(llm, tmp_path):
+    """What the limit costs when silent clients reach it: new connections wait in the backlog, not forever."""
+    limit = 20
+    env = {"NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_MODEL": "fake",
+           "NEWS_READER_SERVING_CONNECTION_LIMIT": str(limit), "NEWS_READER_SERVING_CLEANUP_INTERVAL_S": "1",
+           "NEWS_READER_SERVING_CHANNEL_TIMEOUT_S": str(CHANNEL_TIMEOUT_S)}
+    with running_server(env, tmp_path / "server.log") as base, ExitStack() as held:
+        for _ in range(limit + 5):
+            held.enter_context(connect_raw(base))
+        started = time.monotonic()
+        response = requests.get(f"{base}/health", timeout=CHANNEL_TIMEOUT_S + 10)
+        assert response.status_code == 200 and time.monotonic() - started < CHANNEL_TIMEOUT_S + 5
+
+
 def _post(headers: str, body: bytes = b"") -> bytes:
     return f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}\r\n".encode() + body
 

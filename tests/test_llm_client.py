@@ -274,9 +274,11 @@ def test_an_answer_cut_off_at_the_token_limit_is_reported_without_a_pointless_re
     assert fake_llm.seen[0].body["max_tokens"] == 100
 
 
-def test_an_empty_answer_cut_off_at_the_token_limit_is_reported_as_cut_off(fake_llm, fake_settings):
-    """What a reasoning model answers when its reasoning used up every token."""
-    fake_llm.script("GeneralInfo", Reply(content="", finish_reason="length"))
-    with pytest.raises(InvalidModelOutput, match="cut off at 100 tokens"):
+@pytest.mark.parametrize("content", ["", None], ids=["empty", "null"])
+def test_an_empty_answer_cut_off_at_the_token_limit_is_reported_as_cut_off(fake_llm, fake_settings, content):
+    """What a reasoning model answers when its reasoning used up every token: not retried, its tokens counted."""
+    fake_llm.script("GeneralInfo", Reply(content=content, finish_reason="length"))
+    with pytest.raises(InvalidModelOutput, match="cut off at 100 tokens") as raised:
         LLMClient(fake_settings).extract("general_info", "prompt", GeneralInfo, 100)
     assert len(fake_llm.seen) == 1
+    assert raised.value.usage.completion_tokens == 20

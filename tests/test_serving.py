@@ -327,7 +327,7 @@ def test_a_server_that_cannot_start_says_why_in_one_line(tmp_path, problem, says
         if problem in databases:
             env["NEWS_READER_DATABASE_URL"] = databases[problem]
         result = _start(env, tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 1
     assert result.stderr.startswith(says) and result.stderr.count("\n") == 1, result.stderr
     assert not list((tmp_path / "tmp").glob("news-reader-flow-*")), "staged flow left behind"
 
@@ -354,7 +354,7 @@ def test_a_server_started_directly_writes_nothing_into_the_home_folder(llm, tmp_
     home = tmp_path / "home"
     home.mkdir()
     env = {"HOME": str(home), "MPLCONFIGDIR": None, "XDG_CONFIG_HOME": None, "XDG_CACHE_HOME": None,
-           "NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_MODEL": "fake"}
+           "PF_HOME_DIRECTORY": None, "NEWS_READER_LLM_BASE_URL": llm.base_url, "NEWS_READER_LLM_MODEL": "fake"}
     with running_server(env, tmp_path / "server.log") as url:
         assert requests.get(f"{url}/api/dashboard.png", timeout=60).status_code == 200
     assert list(home.rglob("*")) == []

@@ -19,7 +19,6 @@ from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask
 from waitress.utilities import Error
 
-from deployment.serving.app import SECURITY_HEADERS, StartupError, create_app, kind_of_status
 from deployment.serving.score_request import error_body
 from news_reader.settings import REPO_STATE_DIR, LLMSettings, ServingSettings, env_name, setting_problems
 
@@ -40,8 +39,10 @@ def main(flow_dir: Path | None, host: str | None, port: int | None) -> None:
     serving = _read(ServingSettings, **{k: v for k, v in given.items() if v is not None})
     llm = _read(LLMSettings)
     flow_dir = serving.flow_dir or Path(os.environ.get("AZUREML_MODEL_DIR") or DEFAULT_FLOW)
-    # The dashboard's chart library writes its config and font cache; not into the home folder (the image sets it).
+    # The dashboard's chart library writes its config and font cache, Prompt flow its home (read when it is first
+    # imported, in _create_app); not into the home folder (make and the image set both).
     os.environ.setdefault("MPLCONFIGDIR", str(REPO_STATE_DIR / "matplotlib"))
+    os.environ.setdefault("PF_HOME_DIRECTORY", str(REPO_STATE_DIR / "pf"))
     app = _create_app(flow_dir, serving, llm)
     server = _listen(app, serving)
     auth = "API key required" if serving.api_key else "no API key"
@@ -62,6 +63,8 @@ def _read(settings: type[SettingsT], **values: object) -> SettingsT:
 
 def _create_app(flow_dir: Path, serving: ServingSettings, llm: LLMSettings) -> Flask:
     """The app; a database it cannot use or a flow folder it cannot read is one line, not a traceback."""
+    from deployment.serving.app import StartupError, create_app
+
     try:
         return create_app(flow_dir, serving, llm)
     except StartupError as error:
@@ -111,6 +114,8 @@ class _JsonError(Error):
         self.code, self.reason, self.message = error.code, error.reason, message
 
     def to_response(self, ident=None):
+        from deployment.serving.app import SECURITY_HEADERS, kind_of_status  # imported by then, in _create_app
+
         body = json.dumps(error_body(kind_of_status(self.code), self.message)).encode()
         return f"{self.code} {self.reason}", [("Content-Type", "application/json"), *SECURITY_HEADERS.items()], body
 

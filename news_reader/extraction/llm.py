@@ -22,7 +22,7 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionTokenLogprob
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from news_reader.extraction.errors import (
@@ -57,8 +57,9 @@ def about_business(name: str) -> Iterator[None]:
         otel_context.detach(token)
 
 
+# Stricter than the SDK's own model of a completion, which it builds from any JSON unchecked.
 class _Message(BaseModel):
-    content: str
+    content: str | None
 
 
 class _Logprobs(BaseModel):
@@ -79,6 +80,13 @@ class _Choice(BaseModel):
     message: _Message
     finish_reason: str | None = None
     logprobs: _Logprobs | None = None
+
+    @model_validator(mode="after")
+    def _has_content(self) -> _Choice:
+        # No content is an answer only when the token limit cut it off before any (then it is not retried).
+        if self.message.content is None and self.finish_reason != "length":
+            raise ValueError("message.content is null")
+        return self
 
 
 class _Completion(BaseModel):
@@ -218,7 +226,7 @@ class LLMClient:
         choice = response.choices[0]
         if choice.finish_reason == "length":  # a repair round would be cut off too
             message = f"{usage.step}: the answer was cut off at {request.max_tokens} tokens"
-            raise InvalidModelOutput(message, choice.message.content)
+            raise InvalidModelOutput(message, choice.message.content or "")
         tokens = (choice.logprobs.content or []) if choice.logprobs is not None else []
         return choice.message.content, tokens
 
