@@ -139,7 +139,20 @@ def test_an_idempotency_key_used_again_for_other_feedback_is_422_and_stores_noth
     other = post_feedback(url, {"trace_id": trace_id, "rating": "down"}, headers=key)
     assert (other.status_code, other.json()["error"]["code"]) == (422, "invalid_field")
     assert "'reused-77c1' was used for other feedback" in other.json()["error"]["message"]
+    assert trace_id not in other.json()["error"]["message"]
     assert [f["rating"] for f in feedback_on(url, trace_id)] == ["up"]
+
+
+def test_one_idempotency_key_on_feedback_for_two_analyses_stores_both(server):
+    """A key is unique per analysis: another analysis's feedback under it is neither refused nor told that trace id."""
+    url, _ = server
+    first, second = score(url)["trace_id"], score(url)["trace_id"]
+    key = {"Idempotency-Key": "shared-5e2b"}
+    assert post_feedback(url, {"trace_id": first, "rating": "up"}, headers=key).status_code == 201
+    other = post_feedback(url, {"trace_id": second, "rating": "down"}, headers=key)
+    assert (other.status_code, "Idempotent-Replayed" in other.headers) == (201, False), other.text
+    assert first not in other.text
+    assert [[f["rating"] for f in feedback_on(url, t)] for t in (first, second)] == [["up"], ["down"]]
 
 
 def test_an_idempotency_key_in_quotes_as_the_ietf_draft_writes_it_is_the_same_key(server):

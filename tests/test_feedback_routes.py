@@ -74,8 +74,9 @@ def test_text_the_database_cannot_store_is_answered_as_not_stored_not_as_a_500(s
     assert store.analyses() == []
 
 
-def test_a_failed_flow_is_stored_with_the_error_kind_every_other_after_request_hook_gave_it(tmp_path):
-    """As app.py's explain_flow_failure, registered before install_feedback, gives a failed flow its own kind."""
+def test_a_failed_flow_is_stored_with_the_error_kind_a_hook_registered_after_it_gave(tmp_path):
+    """As app.py's explain_flow_failure, registered after install_feedback, gives a failed flow its own kind: Flask
+    runs after_request hooks last registered first, so the storing hook sees the answer as that hook left it."""
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     store.migrate()
     app = Flask(__name__)
@@ -85,14 +86,36 @@ def test_a_failed_flow_is_stored_with_the_error_kind_every_other_after_request_h
         g.flow_result = "the flow failed"
         return {"error": {"code": "flow_failed", "message": "failed"}}, 500
 
+    install_feedback(app, store, model="gpt-4o-mini")
+
     @app.after_request
     def explain_flow_failure(response):
         response = jsonify({"error": {"code": "llm_rate_limited", "message": "429"}, "trace_id": "t1"})
         response.status_code = 429
         return response
 
-    install_feedback(app, store, model="gpt-4o-mini")
     response = app.test_client().post("/score", json={"article": "text"})
     assert (response.status_code, response.headers["X-Analysis-Stored"]) == (429, "true")
     assert store.analysis("t1").error_kind == "llm_rate_limited"
     store.close()
+
+
+def test_the_storing_hook_is_a_plain_after_request_hook_in_flasks_order(store):
+    """Not moved to the end of Flask's internal list of hooks: one registered before it runs after it, as for any
+    other hook, and sees whether the analysis was stored."""
+    app = Flask(__name__)
+    seen = []
+
+    @app.after_request
+    def registered_before(response):
+        seen.append(response.headers.get("X-Analysis-Stored"))
+        return response
+
+    @app.post("/score")
+    def score():
+        g.flow_result = "the flow ran"
+        return ANSWER
+
+    install_feedback(app, store, model="gpt-4o-mini")
+    app.test_client().post("/score", json={"article": "text"})
+    assert seen == ["true"]

@@ -7,12 +7,13 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from alembic import command
 from pydantic import ValidationError
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 
 from news_reader.percentiles import percentile
@@ -26,7 +27,7 @@ from news_reader.store import (
     UnknownTraceId,
     UnstorableData,
 )
-from news_reader.store.store import SQLITE_BUSY_TIMEOUT_MS
+from news_reader.store.store import ANALYSIS_BUSY_TIMEOUT_MS, SQLITE_BUSY_TIMEOUT_MS
 from news_reader.store.timeseries import bucket_start
 from tests.postgres import fresh_database, postgres_server
 
@@ -92,6 +93,33 @@ def test_a_trace_id_is_recorded_once(store):
     record(store, "t1")
     with pytest.raises(DuplicateTraceId):
         record(store, "t1")
+
+
+def test_an_analysis_whose_commit_went_through_before_its_connection_dropped_is_stored_once(store, monkeypatch):
+    """The retry met its own row (IntegrityError): that is the analysis stored, not a duplicate trace id."""
+    writing, dropped = store._writing, []
+
+    @contextmanager
+    def commit_then_lose_the_connection(*args):
+        with writing(*args) as session:
+            yield session
+        if not dropped:
+            dropped.append(True)
+            raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(store, "_writing", commit_then_lose_the_connection)
+    stored = store.record_analysis(trace_id="t1", article="a", result=answer("t1"), model="fake", latency_ms=1)
+    assert dropped and store.analyses() == [stored]
+
+
+def test_a_retry_that_finds_another_analysis_under_its_trace_id_is_a_duplicate(store):
+    record(store, "t1", article="the first article")
+    columns = dict(trace_id="t1", article="another article", result=answer("t1"), variant="default", model="fake",
+                   status="ok", error_kind=None, latency_ms=1, prompt_tokens=0, completion_tokens=0,
+                   cached_tokens=None, cost_usd=None)
+    with pytest.raises(DuplicateTraceId):
+        store._write_analysis(columns, retried=True)
+    assert store.analysis("t1").article == "the first article"
 
 
 def test_times_are_utc_whatever_zone_they_are_given_in(store):
@@ -178,16 +206,24 @@ def test_the_same_feedback_spelt_differently_is_the_same_submission(store):
     assert post(" fine ", "acme corp") == (first, False)
 
 
-@pytest.mark.parametrize(("trace_id", "other"), [("t2", {"rating": "up"}), ("t1", {"rating": "down"}),
-                                                 ("t1", {"rating": "up", "comment": "changed my mind"})],
-                         ids=["other analysis", "other rating", "other comment"])
-def test_an_idempotency_key_used_again_for_other_feedback_is_refused(store, trace_id, other):
+@pytest.mark.parametrize("other", [{"rating": "down"}, {"rating": "up", "comment": "changed my mind"}],
+                         ids=["other rating", "other comment"])
+def test_an_idempotency_key_used_again_for_other_feedback_on_its_analysis_is_refused(store, other):
+    record(store, "t1")
+    store.record_feedback("t1", FeedbackRequest(rating="up"), idempotency_key="k-1")
+    with pytest.raises(IdempotencyKeyReused, match="'k-1' was used for other feedback") as refused:
+        store.record_feedback("t1", FeedbackRequest.model_validate(other), idempotency_key="k-1")
+    assert "t1" not in str(refused.value), "a key's refusal names no trace id"
+    assert len(store.analysis("t1").feedback) == 1
+
+
+def test_one_idempotency_key_on_two_analyses_is_two_submissions(store):
+    """Keys are the client's, per submission: two analyses' feedback may share one, and neither sees the other."""
     record(store, "t1")
     record(store, "t2")
-    store.record_feedback("t1", FeedbackRequest(rating="up"), idempotency_key="k-1")
-    with pytest.raises(IdempotencyKeyReused, match="'k-1' was used for other feedback"):
-        store.record_feedback(trace_id, FeedbackRequest.model_validate(other), idempotency_key="k-1")
-    assert [len(store.analysis(t).feedback) for t in ("t1", "t2")] == [1, 0]
+    assert store.record_feedback("t1", FeedbackRequest(rating="up"), idempotency_key="k-1")[1] is True
+    assert store.record_feedback("t2", FeedbackRequest(rating="down"), idempotency_key="k-1")[1] is True
+    assert [[f.rating for f in store.analysis(t).feedback] for t in ("t1", "t2")] == [["up"], ["down"]]
 
 
 def test_concurrent_posts_with_one_idempotency_key_store_it_once(store):
@@ -357,9 +393,50 @@ def test_an_analysis_write_that_meets_a_lock_held_past_every_attempt_fails_withi
     started = time.monotonic()
     with pytest.raises(OperationalError, match="database is locked"):
         record(store, "t1")
-    assert time.monotonic() - started < 3, "three attempts, none begun more than 5 s after the first"
+    assert time.monotonic() - started < 3, "three attempts of 0.2 s, 0.1 to 0.5 s apart"
     holder.close()
     assert store.analyses() == []
+    store.close()
+
+
+@contextmanager
+def counting_write_attempts(store: Store) -> Iterator[list[float]]:
+    """When each write transaction of `store` was begun (whether or not it got the lock)."""
+    began: list[float] = []
+
+    def before_execute(_connection, _cursor, statement: str, *_) -> None:
+        if statement == "BEGIN IMMEDIATE":
+            began.append(time.monotonic())
+
+    event.listen(store._engine, "before_cursor_execute", before_execute)
+    yield began
+    event.remove(store._engine, "before_cursor_execute", before_execute)
+
+
+def test_with_the_default_busy_timeout_an_analysis_write_meeting_a_lock_is_tried_again(tmp_path):
+    """The 30 s busy timeout let a first attempt wait past the whole retry window: there was never a second."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.migrate()
+    holder = hold_write_lock(tmp_path / "store.db", seconds=ANALYSIS_BUSY_TIMEOUT_MS / 1000 + 1)
+    with counting_write_attempts(store) as began:
+        record(store, "t1")
+    holder.close()
+    assert len(began) == 2, "the first attempt gave up after the analysis busy timeout, the second was stored"
+    assert store.analysis("t1").trace_id == "t1"
+    store.close()
+
+
+def test_with_the_default_busy_timeout_a_locked_database_delays_an_analysis_by_a_bounded_wait(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.migrate()
+    holder = hold_write_lock(tmp_path / "store.db", seconds=None)
+    started = time.monotonic()
+    with counting_write_attempts(store) as began, pytest.raises(OperationalError, match="database is locked"):
+        record(store, "t1")
+    waited = time.monotonic() - started
+    holder.close()
+    assert len(began) == 3
+    assert 3 * ANALYSIS_BUSY_TIMEOUT_MS / 1000 <= waited < 10.5, "three attempts of 3 s, 0.1 to 0.5 s apart"
     store.close()
 
 

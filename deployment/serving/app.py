@@ -79,10 +79,12 @@ def create_app(flow_dir: Path, serving: ServingSettings | None = None, llm: LLMS
     if serving.collect_data:
         _collect_for_model_monitoring(app)
     _check_requests(app, api_key, serving.max_request_bytes, max_chars)
+    # Before the failures are explained: Flask runs after_request hooks last registered first, and a failed flow is
+    # stored with the error its answer gives.
+    _install_history(app, StoreSettings().url, llm.model, _served_variant(dag, staged.name), max_chars)
     _explain_flow_failures(app)
     _answer_errors_in_json(app)
     _add_documents(app, llm.model, openapi_document(max_chars, serving.max_request_bytes, auth=api_key is not None))
-    _install_history(app, StoreSettings().url, llm.model, _served_variant(dag, staged.name), max_chars)
     return app
 
 

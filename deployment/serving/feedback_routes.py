@@ -70,9 +70,12 @@ def install_feedback(app: Flask, store: Store, model: str, variant: str = "defau
     def start_clock() -> None:
         g.feedback_started = time.perf_counter()
 
+    @app.after_request
     def record_analysis(response: Response) -> Response:
         """Store the analysis of a `/score` request that reached the flow, as answered, and say in the answer
-        whether it was: a caller must not be given a trace id that cannot take feedback."""
+        whether it was: a caller must not be given a trace id that cannot take feedback. Flask runs after_request
+        hooks last registered first: one that changes the answer of a failed flow (app.py's explain_flow_failure) is
+        registered after this one, so that what is stored is what is answered."""
         if request.endpoint != "score" or "flow_result" not in g:
             return response  # refused before the flow ran: not an analysis
         answer = response.get_json(silent=True)
@@ -112,9 +115,6 @@ def install_feedback(app: Flask, store: Store, model: str, variant: str = "defau
 
     app.register_blueprint(api)
     app.view_functions["feedback"] = feedback
-    # Flask runs the app's after_request functions last registered, first run: put first, this one runs last, after
-    # app.py's explain_flow_failure has given a failed flow its own error kind, and it can still change the answer.
-    app.after_request_funcs.setdefault(None, []).insert(0, record_analysis)
 
 
 def _idempotency_key() -> str | None:

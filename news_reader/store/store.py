@@ -17,12 +17,10 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from tenacity import (
     Retrying,
-    retry,
     retry_if_exception,
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    stop_before_delay,
     wait_random,
 )
 
@@ -37,11 +35,13 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # How long an SQLite write waits for another writer's lock, unless the URL says otherwise (`?timeout=<seconds>`, as
 # SQLAlchemy's SQLite driver reads it).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# An analysis whose write failed for the database's sake (SQLite's lock not granted within the busy timeout, a lost
-# connection) is written again: at most 3 attempts, none begun more than 5 s after the first, so that a request never
-# waits much longer than one busy timeout.
-_retry_write = retry(retry=retry_if_exception_type(OperationalError),
-                     stop=stop_after_attempt(3) | stop_before_delay(5), wait=wait_random(0.1, 0.5), reraise=True)
+# How long each attempt of an analysis write waits for the lock (or the busy timeout, if shorter): its answer and a
+# server thread wait for it, and one wait of the full busy timeout would leave no time to try again.
+ANALYSIS_BUSY_TIMEOUT_MS = 3_000
+# An analysis whose write failed for the database's sake (SQLite's lock not granted within its wait, a lost
+# connection) is written again, in 3 attempts at most: a locked SQLite file delays its answer by at most 3 waits of
+# ANALYSIS_BUSY_TIMEOUT_MS and 2 pauses of 0.1 to 0.5 s, about 10 s.
+ANALYSIS_WRITE_ATTEMPTS = 3
 # Any constant: concurrent PostgreSQL migrations (several workers starting at once) queue on this advisory lock.
 _PG_MIGRATION_LOCK = 0x6E657773
 
@@ -82,13 +82,17 @@ class Store:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # Hidden parameters: a database error in a log must not carry the article's text.
         self._engine = create_engine(parsed, pool_pre_ping=not sqlite, hide_parameters=True)
+        busy_timeout_ms = round(_busy_timeout_s(parsed) * 1000)
         if sqlite:
-            _use_wal_and_wait_for_locks(self._engine, _busy_timeout_s(parsed))
+            _use_wal_and_wait_for_locks(self._engine, busy_timeout_ms)
         # Writes take SQLite's write lock when they begin, so a read-then-write transaction never meets a newer
-        # snapshot (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out); the option means nothing elsewhere.
+        # snapshot (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out); the options mean nothing elsewhere.
         self._writer = self._engine.execution_options(sqlite_immediate=True)
+        analysis_writer = self._engine.execution_options(
+            sqlite_immediate=True, sqlite_busy_timeout_ms=min(busy_timeout_ms, ANALYSIS_BUSY_TIMEOUT_MS))
         self._read = sessionmaker(self._engine, expire_on_commit=False)
         self._write = sessionmaker(self._writer, expire_on_commit=False)
+        self._write_analysis_row = sessionmaker(analysis_writer, expire_on_commit=False)
 
     @property
     def display_url(self) -> str:
@@ -123,7 +127,7 @@ class Store:
         cached_tokens: int | None = None, cost_usd: float | None = None, created_at: datetime | None = None,
     ) -> StoredAnalysis:
         """Store one request that reached the flow: its answer (`result`), or the kind of its failure. A failed
-        write is tried again (see _retry_write): its answer is already given, and feedback needs the record."""
+        write is tried again (ANALYSIS_WRITE_ATTEMPTS): its answer is already given, and feedback needs the record."""
         if (result is None) == (error_kind is None):
             raise ValueError("give either the result of an analysis or the kind of its failure")
         return self._insert_analysis(dict(
@@ -133,15 +137,27 @@ class Store:
             cost_usd=cost_usd, **({"created_at": created_at} if created_at else {}),
         ))
 
-    @_retry_write
     def _insert_analysis(self, columns: dict) -> StoredAnalysis:
+        for attempt in Retrying(retry=retry_if_exception_type(OperationalError),
+                                stop=stop_after_attempt(ANALYSIS_WRITE_ATTEMPTS), wait=wait_random(0.1, 0.5),
+                                reraise=True):
+            with attempt:
+                return self._write_analysis(columns, retried=attempt.retry_state.attempt_number > 1)
+        raise AssertionError("unreachable: the last attempt's error is raised")
+
+    def _write_analysis(self, columns: dict, retried: bool) -> StoredAnalysis:
+        """One attempt. Trace ids are unique per request, so a retry that meets this very analysis under its trace id
+        met an earlier attempt whose commit went through before its connection was lost: that is the stored one."""
         analysis = Analysis(**columns, feedback=[])  # a new row per attempt: a failed one is not reused
         try:
-            with self._writing() as session:
+            with self._writing(self._write_analysis_row) as session:
                 session.add(analysis)
         except IntegrityError as error:
-            if self._find(analysis.trace_id) is None:
+            found = self._find(analysis.trace_id)
+            if found is None:
                 raise
+            if retried and _is_the_analysis(found, columns):
+                return found
             raise DuplicateTraceId(f"trace {analysis.trace_id} is already recorded") from error
         return StoredAnalysis.model_validate(analysis)
 
@@ -156,17 +172,18 @@ class Store:
         except IntegrityError:
             # The same key committed meanwhile by a concurrent post (PostgreSQL; SQLite's writers take turns).
             with self._read() as session:
-                earlier = _feedback_with_key(session, idempotency_key)
+                earlier = _feedback_with_key(session, trace_id, idempotency_key)
                 if earlier is None:
                     raise
-                return _replay(earlier, trace_id, request), False
+                return _replay(earlier, request), False
 
     @contextmanager
-    def _writing(self) -> Iterator[Session]:
-        """A write transaction, in which a value the database refuses is UnstorableData: a lone surrogate, which no
-        UTF-8 database takes (the driver's UnicodeEncodeError), or NUL in PostgreSQL's text (DataError)."""
+    def _writing(self, sessions: sessionmaker | None = None) -> Iterator[Session]:
+        """A write transaction (of `sessions`, by default the store's writer), in which a value the database refuses
+        is UnstorableData: a lone surrogate, which no UTF-8 database takes (the driver's UnicodeEncodeError), or NUL
+        in PostgreSQL's text (DataError)."""
         try:
-            with self._write.begin() as session:
+            with (sessions or self._write).begin() as session:
                 yield session
         except UnicodeEncodeError as error:
             raise UnstorableData(f"text the database cannot store: {error.object[error.start:error.end]!r} at "
@@ -176,9 +193,9 @@ class Store:
 
     def _add_feedback(self, session: Session, trace_id: str, request: FeedbackRequest, idempotency_key: str | None
                       ) -> tuple[StoredFeedback, bool]:
-        earlier = _feedback_with_key(session, idempotency_key)
+        earlier = _feedback_with_key(session, trace_id, idempotency_key)
         if earlier is not None:
-            return _replay(earlier, trace_id, request), False
+            return _replay(earlier, request), False
         analysis = session.scalar(select(Analysis).where(Analysis.trace_id == trace_id))
         if analysis is None:
             raise UnknownTraceId(f"no analysis has trace id {trace_id!r}")
@@ -220,22 +237,29 @@ class Store:
             return StoredAnalysis.model_validate(found) if found else None
 
 
-def _feedback_with_key(session: Session, idempotency_key: str | None) -> Feedback | None:
+def _is_the_analysis(found: StoredAnalysis, columns: dict) -> bool:
+    return (found.article, found.result, found.error_kind) == (columns["article"], columns["result"],
+                                                                columns["error_kind"])
+
+
+def _feedback_with_key(session: Session, trace_id: str, idempotency_key: str | None) -> Feedback | None:
+    """The feedback on `trace_id` posted with `idempotency_key`: a key is unique per analysis."""
     if idempotency_key is None:
         return None
-    return session.scalar(select(Feedback).where(Feedback.idempotency_key == idempotency_key))
+    return session.scalar(select(Feedback).where(Feedback.trace_id == trace_id,
+                                                 Feedback.idempotency_key == idempotency_key))
 
 
-def _replay(earlier: Feedback, trace_id: str, request: FeedbackRequest) -> StoredFeedback:
-    """The earlier feedback, if the request repeats it: same analysis, rating, comment and corrections."""
+def _replay(earlier: Feedback, request: FeedbackRequest) -> StoredFeedback:
+    """The earlier feedback on the same analysis, if the request repeats it: same rating, comment and corrections."""
     def corrections(items: list) -> list[tuple[str, str]]:
         return sorted((c["business"].casefold(), c["stock_price_change"]) for c in items)
 
-    same = ((earlier.trace_id, earlier.rating, earlier.comment, corrections(earlier.corrections))
-            == (trace_id, request.rating, request.comment, corrections(request.model_dump()["corrections"])))
+    same = ((earlier.rating, earlier.comment, corrections(earlier.corrections))
+            == (request.rating, request.comment, corrections(request.model_dump()["corrections"])))
     if not same:
-        raise IdempotencyKeyReused(f"idempotency key {earlier.idempotency_key!r} was used for other feedback (on trace "
-                                   f"{earlier.trace_id}); send new feedback with a new key")
+        raise IdempotencyKeyReused(f"idempotency key {earlier.idempotency_key!r} was used for other feedback on this "
+                                   "analysis; send new feedback with a new key")
     return StoredFeedback.model_validate(earlier)
 
 
@@ -256,23 +280,29 @@ def _busy_timeout_s(url: URL) -> float:
     return float(url.query.get("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000))
 
 
-def _use_wal_and_wait_for_locks(engine: Engine, busy_timeout_s: float) -> None:
+def _use_wal_and_wait_for_locks(engine: Engine, busy_timeout_ms: int) -> None:
     """WAL (readers never block the writer), a busy timeout instead of instant 'database is locked', foreign keys
-    on, and transactions begun by SQLAlchemy (IMMEDIATE for writes) rather than by the driver."""
+    on, and transactions begun by SQLAlchemy (IMMEDIATE for writes) rather than by the driver. A transaction waits
+    for the lock as long as its `sqlite_busy_timeout_ms` execution option says, by default `busy_timeout_ms`."""
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:
+    def _on_connect(dbapi_connection, record) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {round(busy_timeout_s * 1000)}")
-        _switch_to_wal(cursor, busy_timeout_s)
+        cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        record.info["busy_timeout_ms"] = busy_timeout_ms
+        _switch_to_wal(cursor, busy_timeout_ms / 1000)
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get("sqlite_immediate")
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = connection.get_execution_options()
+        wait_ms = options.get("sqlite_busy_timeout_ms", busy_timeout_ms)
+        if connection.info.get("busy_timeout_ms") != wait_ms:  # the pooled connection's, as it was last set
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
+            connection.info["busy_timeout_ms"] = wait_ms
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
 
 
 def _switch_to_wal(cursor: sqlite3.Cursor, busy_timeout_s: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Float, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -82,7 +82,11 @@ class Feedback(Base):
     """A user's rating of one analysis, with the variant and model that produced it."""
 
     __tablename__ = "feedback"
-    __table_args__ = (CheckConstraint("rating IN ('up', 'down')", name="rating"),)
+    # The client's key for one submission (the Idempotency-Key header): a post it retries is stored once. Unique per
+    # analysis, as a client's keys need not be unique across analyses. A unique index rather than a constraint, so
+    # that SQLite adds it without copying the table.
+    __table_args__ = (CheckConstraint("rating IN ('up', 'down')", name="rating"),
+                      Index("ix_feedback_trace_id_idempotency_key", "trace_id", "idempotency_key", unique=True))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trace_id: Mapped[str] = mapped_column(ForeignKey("analyses.trace_id", ondelete="CASCADE"), index=True)
@@ -92,8 +96,6 @@ class Feedback(Base):
     variant: Mapped[str] = mapped_column(String(200))
     model: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
-    # The client's key for one submission (the Idempotency-Key header): a post it retries is stored once. A unique
-    # index rather than a constraint, so that SQLite adds it without copying the table.
-    idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX_CHARS), index=True, unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX_CHARS))
 
     analysis: Mapped[Analysis] = relationship(back_populates="feedback")
