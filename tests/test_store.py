@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -345,15 +345,11 @@ def test_sqlite_runs_in_wal_mode_and_waits_for_locks(tmp_path):
 def test_opening_a_new_sqlite_file_waits_while_another_process_holds_its_write_lock(tmp_path):
     """Switching a new file to WAL meets no busy handler in SQLite itself: it failed at once with 'database is
     locked' when several server workers started together on a fresh database."""
-    holder = sqlite3.connect(tmp_path / "store.db", isolation_level=None, check_same_thread=False)
-    holder.execute("CREATE TABLE other (a)")
-    holder.execute("BEGIN IMMEDIATE")
-    holder.execute("INSERT INTO other VALUES (1)")
-    release = threading.Timer(0.5, holder.execute, ["COMMIT"])
-    release.start()
+    with closing(sqlite3.connect(tmp_path / "store.db")) as other:  # a file in rollback mode, as another made it
+        other.execute("CREATE TABLE other (a)")
+    holder = hold_write_lock(tmp_path / "store.db", seconds=0.5)
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     assert store.migrate() == "0002"
-    release.join()
     holder.close()
     store.close()
     assert sqlite3.connect(tmp_path / "store.db").execute("PRAGMA journal_mode").fetchone() == ("wal",)
