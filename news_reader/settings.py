@@ -136,6 +136,10 @@ class PipelineSettings(BaseSettings):
     # A listed company is analysed only if it is named in the headline or first paragraph, or at least this often
     # (0: every listed company); the rest are reported as skipped (news_reader/extraction/salience.py).
     min_mentions: int = Field(3, ge=0)
+    # A company that passes is then analysed only if the model says, at least this probably, that the news is about
+    # it (one short call on the article's cached prefix; 0: not asked; 0.6 chosen on the dev split). Where the
+    # server returns no log-probabilities the company is analysed.
+    min_about_probability: float = Field(0.6, ge=0, le=1)
 
 
 class ServingSettings(BaseSettings):

@@ -158,6 +158,8 @@ def script_business(fake_llm: FakeLLM) -> FakeLLM:
     fake_llm.script("GeneralInfo", answer(GENERAL_INFO_ANSWER))
     fake_llm.script("BusinessCategory", answer({"is_about_business": True}))
     fake_llm.script("BusinessesInvolved", answer({"businesses": ["Acme Corp", "Globex"]}))
+    for name in ("Acme Corp", "Globex"):  # the salience question, answered without log-probabilities: analysed
+        fake_llm.script(f"BusinessSalience:{name}", answer({"about_company": "yes"}))
     fake_llm.script("BusinessSpecificInfo:Acme Corp", answer(ACME_ANSWER))
     fake_llm.script("BusinessSpecificInfo:Globex", answer(GLOBEX_ANSWER))
     return fake_llm

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-_BUSINESS = re.compile(r'Consider the company "(?P<name>[^"]+)"')
+_BUSINESS = re.compile(r'Consider the company "(?P<name>[^"]+)"|Is "(?P<asked>[^"]+)" a company that this news is')
+_PER_BUSINESS = {"BusinessSpecificInfo", "BusinessSalience"}
 
 
 @dataclass
@@ -127,13 +128,14 @@ class FakeLLM:
 
 
 def request_key(body: dict) -> str:
-    """The schema's title (with the business for per-business analysis); `text` for a request without a schema."""
+    """The schema's title (with the business for a per-business analysis or salience question); `text` for a
+    request without a schema."""
     response_format = body.get("response_format") or {}
     if not response_format:
         return "text"
     title = (response_format.get("schema") or {}).get("title") or response_format.get("json_schema", {}).get("name")
     match = _BUSINESS.search(body["messages"][1]["content"])
-    return f"{title}:{match['name']}" if match and title == "BusinessSpecificInfo" else str(title)
+    return f"{title}:{match['name'] or match['asked']}" if match and title in _PER_BUSINESS else str(title)
 
 
 def _reset(request: Request) -> None:

@@ -71,8 +71,8 @@ def test_an_experiment_records_runs_hashes_and_metrics(pf_connection, business_s
     assert record.config == "default" and record.variant is None
     assert record.dataset.lines == 3 and len(record.dataset.sha256) == 64
     assert set(record.prompt_sha256) == {"system.jinja2", "general_info.jinja2", "business_category.jinja2",
-                                         "businesses_involved.jinja2", "business_analysis.jinja2",
-                                         "judge_reason.jinja2"}
+                                         "businesses_involved.jinja2", "business_salience.jinja2",
+                                         "business_analysis.jinja2", "judge_reason.jinja2"}
     assert record.endpoint == business_script.base_url
     assert record.model == record.judge_model == "other-model"
     assert {s.body["model"] for s in business_script.seen} == {"other-model"}  # flow and judge nodes
@@ -84,8 +84,9 @@ def test_an_experiment_records_runs_hashes_and_metrics(pf_connection, business_s
     assert m["direction_accuracy"] == 0.5  # Globex predicted decrease, labelled none
     assert m["judge_pass_rate"] == 0.5 and m["judge_agreement"] == 1.0
     # 100 prompt tokens a call. The fake calls the sport article business news too and lists Acme and Globex, which
-    # it does not name: both are left out as passing mentions (3 calls; 5 for the business article).
-    assert m["prompt_tokens_per_article"] == (5 + 3) * 100 / 2
+    # it does not name: both are left out as passing mentions (3 calls; 7 for the business article, whose two
+    # companies are each asked about, then analysed).
+    assert m["prompt_tokens_per_article"] == (7 + 3) * 100 / 2
     # Quality counts every dataset line (the failed one as an empty answer); tokens count the lines that ran.
     assert m["step_errors_per_article"] == 0 and m["passing_mentions_per_article"] == 2 / 3
     assert m["grounding_rate"] == 1.0

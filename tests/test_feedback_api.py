@@ -16,7 +16,7 @@ from tests.fake_llm import FakeLLM, answer, error, raw
 
 KEY = "feedback-key-3c1d"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-CALLS_PER_ARTICLE = 5  # general info, category, businesses, and one analysis per company (two)
+CALLS_PER_ARTICLE = 7  # general info, category, businesses, and per company (two) a salience question and an analysis
 
 
 @pytest.fixture(scope="module")

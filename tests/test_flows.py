@@ -60,7 +60,7 @@ def test_every_step_of_the_flow_says_when_it_started_so_the_article_has_a_wall_t
     business_script.script("BusinessSpecificInfo:Acme Corp", slow(answer(ACME_ANSWER), 0.3))
     business_script.script("BusinessSpecificInfo:Globex", slow(answer(GLOBEX_ANSWER), 0.3))
     usage = run_flow(pf)["usage"]
-    assert len(usage) == 5 and all(datetime.fromisoformat(u["started_at"]).tzinfo is not None for u in usage)
+    assert len(usage) == 7 and all(datetime.fromisoformat(u["started_at"]).tzinfo is not None for u in usage)
     wall = article_wall_ms(usage)
     assert 300 <= wall <= sum(u["latency_ms"] for u in usage) - 300  # the slow calls overlap: the sum counts each
 

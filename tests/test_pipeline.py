@@ -20,7 +20,8 @@ def test_a_business_article_gets_every_step_and_one_analysis_per_business(busine
     ]
     assert [(u.step, u.business) for u in info.usage] == [
         ("general_info", None), ("business_category", None), ("businesses_involved", None),
-        ("business_analysis", "Acme Corp"), ("business_analysis", "Globex"),
+        ("business_salience", "Acme Corp"), ("business_analysis", "Acme Corp"),
+        ("business_salience", "Globex"), ("business_analysis", "Globex"),
     ]
     assert len(info.trace_id) == 32 and info.errors == []
 
@@ -46,8 +47,8 @@ def test_one_business_failing_keeps_the_others(business_script, fake_settings):
     assert [b.business for b in info.business_info] == ["Acme Corp"]
     [failure] = info.errors
     assert (failure.business, failure.kind) == ("Globex", "invalid_model_output")
-    globex_usage = [u for u in info.usage if u.business == "Globex"]
-    assert globex_usage[0].calls == 2
+    [globex_usage] = [u for u in info.usage if u.business == "Globex" and u.step == "business_analysis"]
+    assert globex_usage.calls == 2
 
 
 def test_a_business_whose_server_fails_keeps_the_others_and_a_repaired_answer_counts(business_script, fake_settings):
@@ -69,7 +70,7 @@ def test_a_rate_limited_business_is_retried_not_lost(business_script, fake_setti
     business_script.script("BusinessSpecificInfo:Globex", error(429, retry_after=0.2), answer(GLOBEX_ANSWER))
     info = analyze(ARTICLE, fake_settings)
     assert [b.business for b in info.business_info] == ["Acme Corp", "Globex"]
-    assert [u.retries for u in info.usage if u.business == "Globex"] == [1]
+    assert [u.retries for u in info.usage if u.business == "Globex" and u.step == "business_analysis"] == [1]
 
 
 def test_a_failure_to_find_businesses_keeps_title_summary_and_classification(business_script, fake_settings):

@@ -34,3 +34,32 @@ def test_the_direction_is_read_again_through_the_calibration():
     assert acme["confidence"] == pytest.approx(acme["direction_probabilities"]["none"])
     as_recorded = replay(OUTPUT, ARTICLE, min_mentions=0, max_businesses=5, calibration=None)
     assert [b["stock_price_change"] for b in as_recorded["business_info"]] == ["increase"] * 3
+
+
+def probe(name: str, p_yes: float | None) -> dict:
+    return {"line_number": 0, "business": name, "p_yes": p_yes,
+            "usage": {"step": "business_salience", "calls": 1, "latency_ms": 2000,
+                      "started_at": "2026-12-03T10:00:00+00:00"}}
+
+
+def test_companies_the_model_says_the_news_is_not_about_are_dropped_and_the_questions_cost_is_added():
+    recorded = {**OUTPUT, "usage": [{**u, "started_at": "2026-12-03T08:00:00+00:00", "latency_ms": 5000}
+                                    for u in OUTPUT["usage"]]}
+    probes = {"Acme Corp": probe("Acme Corp", 0.9), "Initech": probe("Initech", 0.1), "Globex": probe("Globex", None)}
+    replayed = replay(recorded, ARTICLE, min_mentions=0, max_businesses=3, calibration=None, probes=probes,
+                      min_about=0.6)
+    # Globex's question gave no probability: it is analysed, as the flow does.
+    assert [b["business"] for b in replayed["business_info"]] == ["Acme Corp", "Globex"]
+    assert [(e["business"], e["kind"]) for e in replayed["errors"]] == [("Initech", "not_about_company")]
+    assert [u["business"] for u in replayed["usage"] if u["step"] == "business_analysis"] == ["Acme Corp", "Globex"]
+    questions = [u for u in replayed["usage"] if u["step"] == "business_salience"]  # after the recorded calls
+    assert [(u["business"], u["started_at"]) for u in questions] == [
+        ("Acme Corp", "2026-12-03T08:00:05+00:00"), ("Initech", "2026-12-03T08:00:07+00:00"),
+        ("Globex", "2026-12-03T08:00:09+00:00")]
+
+
+def test_without_the_question_nothing_is_asked():
+    replayed = replay(OUTPUT, ARTICLE, min_mentions=0, max_businesses=3, calibration=None,
+                      probes={"Initech": probe("Initech", 0.1)}, min_about=0.0)
+    assert len(replayed["business_info"]) == 3
+    assert not [u for u in replayed["usage"] if u["step"] == "business_salience"]

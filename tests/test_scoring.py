@@ -115,6 +115,14 @@ def test_an_invalid_output_and_an_invented_quote_are_counted():
     assert (score.quotes_total, score.quotes_grounded) == (1, 0)
 
 
+def test_companies_left_out_by_the_salience_checks_are_counted_apart_from_step_errors():
+    errors = [{"step": "business_analysis", "business": name, "kind": kind, "message": "m"}
+              for name, kind in (("Initech", "passing_mention"), ("Japan", "not_about_company"),
+                                 ("Hooli", "not_about_company"), ("Globex", "llm_timeout"))]
+    score = score_line(prediction(errors=errors), EXPECTED, ARTICLE)
+    assert (score.step_errors, score.passing_mentions, score.not_about) == (1, 1, 2)
+
+
 def test_aggregation_micro_averages_companies_and_counts_what_can_be_counted():
     business = score_line(prediction(), EXPECTED, ARTICLE)
     sport = score_line(prediction(is_about_business=False, business_info=[], title="Claxton wins"),

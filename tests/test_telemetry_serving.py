@@ -31,8 +31,9 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 GENERAL_INFO = answer({"title": "Acme profits soar", "summary": "Acme's profits rose."})
 # USD per million tokens for the fake model; Acme's analysis reports 40 cached prompt tokens.
 PRICES = "fake: {input: 1.0, cached_input: 0.5, output: 4.0}\n"
-REQUEST_COST = (4 * (100 * 1.0 + 20 * 4.0) + (60 * 1.0 + 40 * 0.5 + 20 * 4.0)) / 1_000_000
+REQUEST_COST = (6 * (100 * 1.0 + 20 * 4.0) + (60 * 1.0 + 40 * 0.5 + 20 * 4.0)) / 1_000_000
 STEPS = {("general_info", None), ("business_category", None), ("businesses_involved", None),
+         ("business_salience", "Acme Corp"), ("business_salience", "Globex"),
          ("business_analysis", "Acme Corp"), ("business_analysis", "Globex")}
 
 
@@ -73,6 +74,8 @@ def llm() -> Iterator[FakeLLM]:
     fake.script("GeneralInfo", GENERAL_INFO)
     fake.script("BusinessCategory", answer({"is_about_business": True}))
     fake.script("BusinessesInvolved", answer({"businesses": ["Acme Corp", "Globex"]}))
+    for name in ("Acme Corp", "Globex"):
+        fake.script(f"BusinessSalience:{name}", answer({"about_company": "yes"}))
     fake.script("BusinessSpecificInfo:Acme Corp", answer(ACME_ANSWER, cached_tokens=40))
     fake.script("BusinessSpecificInfo:Globex", answer(GLOBEX_ANSWER))
     yield fake
@@ -136,7 +139,9 @@ def test_every_llm_call_span_carries_the_model_tokens_latency_and_retries(served
             "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20}
         assert call.attributes["news_reader.latency_ms"] >= 0
         assert call.attributes["news_reader.retries"] == (1 if step.name == "news_reader.general_info" else 0)
-        cached = 40 if step.attributes.get("news_reader.business") == "Acme Corp" else None
+        acme_analysis = (step.name, step.attributes.get("news_reader.business")) == (
+            "news_reader.business_analysis", "Acme Corp")
+        cached = 40 if acme_analysis else None
         assert call.attributes.get("gen_ai.usage.cache_read.input_tokens") == cached
 
 
@@ -154,7 +159,7 @@ def test_each_step_and_the_request_are_json_events_with_the_trace_id(served):
     [request] = served.events(event="request", trace_id=trace_id)
     assert (request["outcome"], request["http_status"], request["error"]) == ("ok", 200, None)
     assert (request["llm_calls"], request["prompt_tokens"], request["completion_tokens"], request["cached_tokens"]) \
-        == (5, 500, 100, 40)
+        == (7, 700, 140, 40)
     assert request["cost_usd"] == pytest.approx(REQUEST_COST)
 
 
@@ -215,10 +220,11 @@ def test_metrics_count_requests_failures_latency_tokens_and_cost(served):
     assert grew("news_reader_requests_total", outcome="rejected") == 1
     assert grew("news_reader_request_failures_total", code="invalid_article") == 1
     assert grew("news_reader_request_duration_seconds_count", outcome="ok") == 1
-    assert grew("news_reader_llm_tokens_total", model="fake", type="input") == 500
+    assert grew("news_reader_llm_tokens_total", model="fake", type="input") == 700
     assert grew("news_reader_llm_tokens_total", model="fake", type="cached_input") == 40
-    assert grew("news_reader_llm_tokens_total", model="fake", type="output") == 100
+    assert grew("news_reader_llm_tokens_total", model="fake", type="output") == 140
     assert grew("news_reader_llm_calls_total", model="fake", step="business_analysis") == 2
+    assert grew("news_reader_llm_calls_total", model="fake", step="business_salience") == 2
     assert grew("news_reader_llm_cost_usd_total", model="fake") == pytest.approx(REQUEST_COST)
 
 

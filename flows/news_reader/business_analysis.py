@@ -13,4 +13,5 @@ def business_analysis(connection: Connection, model: str, template: str, article
     `template` (business_analysis_prompt's output); failures are recorded."""
     limits = PipelineSettings()  # a node is an entry point: settings are read per call
     return nodes.business_analysis(client_for(connection, model), template, article, businesses,
-                                   limits.max_businesses, min_mentions=limits.min_mentions)
+                                   limits.max_businesses, min_mentions=limits.min_mentions,
+                                   min_about=limits.min_about_probability)

@@ -66,6 +66,8 @@ METRICS: dict[str, Metric] = {
     "step_errors_per_article": Metric("step errors per article (passing mentions left out are not errors)", False,
                                       "rate"),
     "passing_mentions_per_article": Metric("listed companies left out as passing mentions / article", False, "rate"),
+    "not_about_per_article": Metric("listed companies left out: the news is not about them / article", False,
+                                    "rate"),
     "llm_calls_per_article": Metric("LLM calls / article", False, "decimal"),
     "prompt_tokens_per_article": Metric("prompt tokens / article", False, "tokens"),
     "completion_tokens_per_article": Metric("completion tokens / article", False, "tokens"),

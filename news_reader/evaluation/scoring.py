@@ -13,7 +13,7 @@ from news_reader.evaluation import directions
 from news_reader.evaluation.calibration import Entry, expected_calibration_error
 from news_reader.evaluation.matching import match_companies
 from news_reader.evaluation.records import LineResult
-from news_reader.extraction.salience import PASSING_MENTION
+from news_reader.extraction.salience import NOT_ABOUT, PASSING_MENTION
 from news_reader.extraction.schemas import ArticleInfo, StepUsage
 from news_reader.percentiles import percentile
 
@@ -46,6 +46,7 @@ class LineScore(BaseModel):
     quotes_grounded: int
     step_errors: int
     passing_mentions: int = 0
+    not_about: int = 0
     llm_calls: int
     prompt_tokens: int
     completion_tokens: int
@@ -124,8 +125,9 @@ def score_line(prediction: dict, expected: dict, article: str) -> LineScore:
         entries=_entries(entries, by_name, right),
         quotes_total=len(quotes),
         quotes_grounded=sum(1 for q in quotes if q and q in article),
-        step_errors=sum(e.get("kind") != PASSING_MENTION for e in errors),
+        step_errors=sum(e.get("kind") not in (PASSING_MENTION, NOT_ABOUT) for e in errors),
         passing_mentions=sum(e.get("kind") == PASSING_MENTION for e in errors),
+        not_about=sum(e.get("kind") == NOT_ABOUT for e in errors),
         llm_calls=sum(int(u.get("calls") or 0) for u in usage),
         prompt_tokens=sum(int(u.get("prompt_tokens") or 0) for u in usage),
         completion_tokens=sum(int(u.get("completion_tokens") or 0) for u in usage),
@@ -234,6 +236,7 @@ def aggregate(lines: list[LineScore], judged: list[JudgedReason]) -> dict[str, f
         "judge_kappa": cohen_kappa([bool(j.passed) for j in verdicts], [j.direction_correct for j in verdicts]),
         "step_errors_per_article": _ratio(sum(s.step_errors for s in lines), n),
         "passing_mentions_per_article": _ratio(sum(s.passing_mentions for s in lines), n),
+        "not_about_per_article": _ratio(sum(s.not_about for s in lines), n),
         "llm_calls_per_article": _mean([s.llm_calls for s in lines]),
         "prompt_tokens_per_article": _mean([s.prompt_tokens for s in lines]),
         "completion_tokens_per_article": _mean([s.completion_tokens for s in lines]),

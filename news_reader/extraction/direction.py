@@ -1,8 +1,9 @@
-"""The probability of each share-price direction, read from the log-probabilities of the analysis answer's tokens.
+"""The probability of each value of an answer's field, read from the log-probabilities of the answer's tokens: the
+share-price direction of an analysis, the yes or no of a salience check.
 
-The first token of the direction's value decides it (`de` can only start `decrease`). The server returns, at that
+The first token of the field's value decides it (`de` can only start `decrease`). The server returns, at that
 token, the model's own most likely alternatives before structured output constrained them; the alternatives that
-start one of the three values, renormalised, are the model's belief in each direction.
+start one of the values, renormalised, are the model's belief in each value.
 """
 
 from __future__ import annotations
@@ -16,18 +17,24 @@ from openai.types.chat import ChatCompletionTokenLogprob
 from news_reader.extraction.schemas import StockPriceChange
 
 DIRECTIONS: tuple[str, ...] = typing.get_args(StockPriceChange)
-_VALUE_START = re.compile(rb'"stock_price_change"\s*:\s*"')
 
 
 def direction_probabilities(tokens: list[ChatCompletionTokenLogprob]) -> dict[str, float] | None:
-    """Each direction's probability from the answer's tokens; None when the tokens do not show the direction's
-    value, or none of the alternatives at it starts a direction (no log-probabilities, or too few of them)."""
+    """Each direction's probability from an analysis answer's tokens (see `value_probabilities`)."""
+    return value_probabilities(tokens, "stock_price_change", DIRECTIONS)
+
+
+def value_probabilities(
+    tokens: list[ChatCompletionTokenLogprob], field: str, values: tuple[str, ...]
+) -> dict[str, float] | None:
+    """The probability of each of the string field's `values` from the answer's tokens; None when the tokens do not
+    show the field's value, or none of the alternatives at it starts a value (no log-probabilities, or too few)."""
     spans, offset = [], 0
     for token in tokens:
         raw = bytes(token.bytes) if token.bytes is not None else token.token.encode()
         spans.append((offset, raw, token))
         offset += len(raw)
-    found = _VALUE_START.search(b"".join(raw for _, raw, _ in spans))
+    found = re.search(rb'"' + re.escape(field.encode()) + rb'"\s*:\s*"', b"".join(raw for _, raw, _ in spans))
     if found is None:
         return None
     start = found.end()
@@ -36,22 +43,22 @@ def direction_probabilities(tokens: list[ChatCompletionTokenLogprob]) -> dict[st
         return None
     begin, raw, token = at
     before = raw[: start - begin]  # what the token holds before the value, e.g. ` "` when the quote is merged in
-    mass = dict.fromkeys(DIRECTIONS, 0.0)
+    mass = dict.fromkeys(values, 0.0)
     alternatives = {a.token: a for a in token.top_logprobs} | {token.token: token}
     for alternative in alternatives.values():
         text = bytes(alternative.bytes) if alternative.bytes is not None else alternative.token.encode()
         if not text.startswith(before):
             continue
-        direction = _started(text[len(before):].decode("utf-8", "replace"))
-        if direction is not None:
-            mass[direction] += math.exp(alternative.logprob)
+        value = _started(text[len(before):].decode("utf-8", "replace"), values)
+        if value is not None:
+            mass[value] += math.exp(alternative.logprob)
     total = sum(mass.values())
     return {d: p / total for d, p in mass.items()} if total > 0 else None
 
 
-def _started(text: str) -> str | None:
-    """The one direction whose value (with its closing quote) `text` begins, or that begins with `text`."""
+def _started(text: str, values: tuple[str, ...]) -> str | None:
+    """The one value (with its closing quote) that `text` begins, or that begins with `text`."""
     if not text:
         return None
-    matching = [d for d in DIRECTIONS if f'{d}"'.startswith(text) or text.startswith(f'{d}"')]
+    matching = [d for d in values if f'{d}"'.startswith(text) or text.startswith(f'{d}"')]
     return matching[0] if len(matching) == 1 else None

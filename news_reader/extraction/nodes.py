@@ -15,7 +15,7 @@ from news_reader.extraction.calibration import load as load_calibration
 from news_reader.extraction.direction import direction_probabilities
 from news_reader.extraction.errors import InvalidModelOutput, NewsReaderError
 from news_reader.extraction.llm import LLMClient, about_business, parse_output
-from news_reader.extraction.salience import PASSING_MENTION, select
+from news_reader.extraction.salience import NOT_ABOUT, PASSING_MENTION, about_probability, select
 from news_reader.extraction.schemas import (
     ArticleExtraction,
     ArticleInfo,
@@ -50,10 +50,12 @@ def businesses_involved(client: LLMClient, prompt: str, article: str) -> dict:
 
 def business_analysis(
     client: LLMClient, template: str, article: str, businesses: list[str], max_businesses: int, *, min_mentions: int,
+    min_about: float = 0.0,
 ) -> dict:
-    """One LLM call per prominent business (salience.is_prominent), at most `max_concurrency` at a time, its prompt
-    rendered from `template` (the text of a business_analysis template); a failure is recorded, not raised, and so
-    is each business left out."""
+    """Per prominent business (salience.is_prominent), at most `max_businesses`: with `min_about` above 0 one short
+    call asks whether the news is about it, and a business less probable than that is left out; then one LLM call
+    analyses it, its prompt rendered from `template` (the text of a business_analysis template). Businesses run
+    at most `max_concurrency` at a time; a failure is recorded, not raised, and so is each business left out."""
     infos: list[BusinessInfo] = []
     usages: list[StepUsage] = []
     selection = select(article, businesses, min_mentions, max_businesses)
@@ -69,36 +71,58 @@ def business_analysis(
     ]
     chosen, step = selection.analysed, STEPS["business_analysis"]
     calibration = load_calibration(client.settings.direction_calibration)
-
     top_logprobs = client.settings.top_logprobs or None
+    spent: dict[str, list[StepUsage]] = {name: [] for name in chosen}
 
-    def analyze_one(name: str) -> tuple[BusinessInfo, StepUsage]:
+    def analyze_one(name: str) -> tuple[BusinessInfo | None, float | None]:
+        """The analysis, or None when the model says the news is not about the business; and that probability."""
         with about_business(name):
+            p_about = None
+            if min_about > 0:
+                p_about, _ = _spending(spent[name], about_probability, client, article, name)
+                if p_about is not None and p_about < min_about:
+                    return None, p_about
             prompt = step.render_source(template, article, business=name)
-            info, usage, tokens = step.run_with_logprobs(client, prompt, article, top_logprobs)
-        return with_confidence(info, name, direction_probabilities(tokens), calibration), usage
+            info, _, tokens = _spending(spent[name], step.run_with_logprobs, client, prompt, article, top_logprobs)
+        return with_confidence(info, name, direction_probabilities(tokens), calibration), p_about
 
     with ThreadPoolExecutor(max_workers=client.settings.max_concurrency) as pool:
         futures = [pool.submit(contextvars.copy_context().run, analyze_one, name) for name in chosen]
         for name, future in zip(chosen, futures, strict=True):
             try:
-                info, usage = future.result()
+                info, p_about = future.result()
             except Exception as error:  # whatever fails, one business must not lose the others
                 known = isinstance(error, NewsReaderError)
                 errors.append(StepError(
                     step="business_analysis", business=name, kind=error.kind if known else "unexpected_error",
                     message=str(error) if known else f"{type(error).__name__}: {error}",
                 ))
-                usage = getattr(error, "usage", None)
             else:
-                infos.append(info)
-            if usage is not None:
-                usages.append(usage.model_copy(update={"business": name}))
+                if info is not None:
+                    infos.append(info)
+                else:
+                    errors.append(StepError(
+                        step="business_analysis", business=name, kind=NOT_ABOUT,
+                        message=f"the model says the news is not about it: probability {p_about:.2f}, below "
+                        f"{min_about} (NEWS_READER_MIN_ABOUT_PROBABILITY)"))
+            usages.extend(usage.model_copy(update={"business": name}) for usage in spent[name])
     return {
         "business_info": [info.model_dump() for info in infos],
         "usage": [_dump(usage) for usage in usages],
         "errors": [error.model_dump() for error in errors],
     }
+
+
+def _spending(spent: list[StepUsage], call, *args):  # noqa: ANN001, ANN202 (any call answering (_, usage, ...))
+    """`call(*args)`, whose answer's second item is its usage, with that usage (or its error's) added to `spent`."""
+    try:
+        answer = call(*args)
+    except NewsReaderError as error:
+        if getattr(error, "usage", None) is not None:
+            spent.append(error.usage)
+        raise
+    spent.append(answer[1])
+    return answer
 
 
 def assemble(

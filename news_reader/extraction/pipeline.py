@@ -40,7 +40,8 @@ def analyze(
             client, prompt("businesses_involved", article), article),
         "business_analysis": lambda article, businesses: nodes.business_analysis(
             client, template_source("business_analysis", variants.get("business_analysis", DEFAULT_VARIANT)),
-            article, businesses["businesses"], limits.max_businesses, min_mentions=limits.min_mentions),
+            article, businesses["businesses"], limits.max_businesses, min_mentions=limits.min_mentions,
+            min_about=limits.min_about_probability),
         "assemble": nodes.assemble,
     }
     with _tracer.start_as_current_span("news_reader.analyze"):

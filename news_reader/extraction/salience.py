@@ -7,9 +7,16 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from news_reader.extraction.direction import value_probabilities
+from news_reader.extraction.llm import LLMClient
+from news_reader.extraction.schemas import StepUsage
+from news_reader.extraction.steps import STEPS
+
 _LEADING = {"the", "a", "an"}
 # The StepError kind of a company left out by the check: a decision, reported so nothing is lost, not a failure.
 PASSING_MENTION = "passing_mention"
+# The kind of a company the model says the news is not about (NEWS_READER_MIN_ABOUT_PROBABILITY).
+NOT_ABOUT = "not_about_company"
 
 
 def is_prominent(article: str, name: str, min_mentions: int) -> bool:
@@ -40,3 +47,13 @@ def select(article: str, names: list[str], min_mentions: int, max_businesses: in
     prominent = [name for name in names if is_prominent(article, name, min_mentions)]
     passing = [name for name in names if name not in prominent]
     return Selection(prominent[:max_businesses], passing, prominent[max_businesses:])
+
+
+def about_probability(client: LLMClient, article: str, name: str) -> tuple[float | None, StepUsage]:
+    """The model's probability that the news is about company `name` (the business_salience step's "yes"), from
+    its answer's log-probabilities; None where the server returns none."""
+    step = STEPS["business_salience"]
+    top = client.settings.top_logprobs or None
+    _, usage, tokens = step.run_with_logprobs(client, step.render(article, business=name), article, top)
+    probabilities = value_probabilities(tokens, "about_company", ("yes", "no"))
+    return (probabilities["yes"] if probabilities else None), usage

@@ -59,6 +59,13 @@ class BusinessesInvolved(StrictSchema):
         return list(seen.values())
 
 
+class BusinessSalience(StrictSchema):
+    about_company: Literal["yes", "no"] = Field(
+        description='"yes" if this news is about the company itself; "no" if it is not a company, or only '
+        "mentioned in passing."
+    )
+
+
 class BusinessSpecificInfo(StrictSchema):
     # Evidence first: with constrained decoding, fields are generated in this order.
     business: str = Field(description="The company's name.")

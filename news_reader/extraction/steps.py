@@ -19,6 +19,7 @@ from news_reader.extraction.schemas import (
     ArticleExtraction,
     BusinessCategory,
     BusinessesInvolved,
+    BusinessSalience,
     BusinessSpecificInfo,
     GeneralInfo,
     StepUsage,
@@ -74,6 +75,7 @@ STEPS: dict[str, Step] = {step.name: step for step in (
     Step("general_info", GeneralInfo, max_tokens=250),
     Step("business_category", BusinessCategory, max_tokens=50),
     Step("businesses_involved", BusinessesInvolved, max_tokens=200),
+    Step("business_salience", BusinessSalience, max_tokens=20),
     Step("business_analysis", BusinessSpecificInfo, max_tokens=300, quotes_article=True),
     Step("single_prompt", ArticleExtraction, max_tokens=1200, quotes_article=True),
 )}
