@@ -63,8 +63,8 @@ METRICS: dict[str, Metric] = {
     "judge_pass_rate": Metric("judge: reasons passed", True, "rate"),
     "judge_agreement": Metric("judge agreement with labels", True, "rate"),
     "judge_kappa": Metric("judge Cohen's kappa vs labels", True, "rate"),
-    "step_errors_per_article": Metric("step errors per article (passing mentions left out are not errors)", False,
-                                      "rate"),
+    "step_errors_per_article": Metric(
+        "step errors per article (companies left out by the salience checks are not errors)", False, "rate"),
     "passing_mentions_per_article": Metric("listed companies left out as passing mentions / article", False, "rate"),
     "not_about_per_article": Metric("listed companies left out: the news is not about them / article", False,
                                     "rate"),

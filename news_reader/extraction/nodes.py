@@ -5,6 +5,7 @@ answer, not raised."""
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel, ValidationError
@@ -113,7 +114,7 @@ def business_analysis(
     }
 
 
-def _spending(spent: list[StepUsage], call, *args):  # noqa: ANN001, ANN202 (any call answering (_, usage, ...))
+def _spending(spent: list[StepUsage], call: Callable[..., tuple], *args: object) -> tuple:
     """`call(*args)`, whose answer's second item is its usage, with that usage (or its error's) added to `spent`."""
     try:
         answer = call(*args)
