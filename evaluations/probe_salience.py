@@ -1,5 +1,5 @@
 """Ask the model, for every company a recorded flow run analysed, whether the news is about that company, and write
-the probability of "yes" (read from the answer's log-probabilities) for `replay_decisions.py --salience`.
+the probability of "yes" (read from the answer's log-probabilities) for `replay_decisions.py --probes`.
 
     news-reader llm with -- python evaluations/probe_salience.py data/eval/dev.jsonl OUTPUTS.jsonl --out PROBES.jsonl
 
