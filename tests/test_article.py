@@ -2,7 +2,7 @@
 
 import pytest
 
-from news_reader.extraction.article import headline, prepare_article
+from news_reader.extraction.article import first_sentence, headline, prepare_article
 from news_reader.extraction.errors import InvalidArticle
 
 
@@ -83,3 +83,15 @@ def test_an_article_cannot_close_the_prompt_fence_around_it():
 ])
 def test_a_headline_is_a_short_first_line_of_its_own(text, expected):
     assert headline(text) == expected
+
+
+@pytest.mark.parametrize(("text", "sentence"), [
+    ("Sales fell from £3.24bn ($6.13bn) in 2003. The company said", "Sales fell from £3.24bn ($6.13bn) in 2003."),
+    ('He said "we will fight." "Never," said she', 'He said "we will fight."'),
+    ("Prices rose 2.5% in May. £3bn was spent", "Prices rose 2.5% in May."),
+    ("Is it over? 2005 will tell", "Is it over?"),
+    ("A sentence that is not finished", None),
+    ("A sentence that ends. but goes on in lower case", None),
+])
+def test_the_first_sentence_is_the_text_up_to_the_end_before_the_next_sentence(text, sentence):
+    assert first_sentence(text) == sentence

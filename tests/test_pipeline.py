@@ -7,7 +7,7 @@ from news_reader.extraction.errors import InvalidModelOutput, LLMRequestFailed
 from news_reader.extraction.pipeline import analyze, analyze_single
 from news_reader.settings import PipelineSettings
 from tests.conftest import ACME_ANSWER, ACME_QUOTE, ARTICLE, GLOBEX_ANSWER, GLOBEX_QUOTE, SPORT_ARTICLE
-from tests.fake_llm import answer, error, raw, slow
+from tests.fake_llm import Reply, answer, error, raw, slow
 
 
 def test_a_business_article_gets_every_step_and_one_analysis_per_business(business_script, fake_settings):
@@ -79,6 +79,40 @@ def test_a_failure_to_find_businesses_keeps_title_summary_and_classification(bus
     assert (info.title, info.is_about_business, info.business_info) == (
         "Acme profits soar as Globex deal collapses", True, [])
     assert [(e.step, e.kind) for e in info.errors] == [("businesses_involved", "invalid_model_output")]
+
+
+def test_a_summary_cut_off_at_its_budget_keeps_its_first_sentence_and_the_article(business_script, fake_settings):
+    cut_off = '{"title": "Acme profits soar", "summary": "Acme made more money. Globex did not. The deal between the'
+    business_script.script("GeneralInfo", Reply(content=cut_off, finish_reason="length"))
+    info = analyze(ARTICLE, fake_settings)
+    assert (info.summary, len(info.business_info)) == ("Acme made more money.", 2)
+    assert [(e.step, e.kind, e.message) for e in info.errors] == [("general_info", "invalid_model_output",
+        "general_info: the answer was cut off at 250 tokens; the summary's first sentence is kept")]
+
+
+def test_a_summary_cut_off_in_its_first_sentence_fails_the_article(business_script, fake_settings):
+    business_script.script("GeneralInfo", Reply(content='{"title": "A", "summary": "Acme made', finish_reason="length"))
+    with pytest.raises(InvalidModelOutput, match="general_info: the answer was cut off at 250 tokens"):
+        analyze(ARTICLE, fake_settings)
+
+
+def test_a_list_of_businesses_cut_off_at_its_budget_keeps_the_names_completed_before_the_cut(
+        business_script, fake_settings):
+    business_script.script("BusinessesInvolved", Reply(
+        content='{"businesses": ["Acme Corp", "Globex", "Acme Corp", "Glo', finish_reason="length"))
+    info = analyze(ARTICLE, fake_settings)
+    assert [b.business for b in info.business_info] == ["Acme Corp", "Globex"]
+    [failure] = info.errors
+    assert (failure.step, failure.kind) == ("businesses_involved", "invalid_model_output")
+    assert failure.message == ("businesses_involved: the answer was cut off at 200 tokens; "
+                               "the 2 names before the cut are kept")
+
+
+def test_a_list_cut_off_before_its_first_name_is_complete_loses_only_the_businesses(business_script, fake_settings):
+    business_script.script("BusinessesInvolved", Reply(content='{"businesses": ["Acme', finish_reason="length"))
+    info = analyze(ARTICLE, fake_settings)
+    assert (info.title, info.business_info) == ("Acme profits soar as Globex deal collapses", [])
+    assert [e.message for e in info.errors] == ["businesses_involved: the answer was cut off at 200 tokens"]
 
 
 def test_an_unexpected_error_in_one_business_keeps_the_others(business_script, fake_settings, monkeypatch):

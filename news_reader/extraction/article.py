@@ -12,6 +12,8 @@ _MAX_ODD_CHAR_SHARE = 0.01
 # A JSON body can carry half of a UTF-16 pair (`"\ud800"`): text that cannot be encoded, stored or sent.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 HEADLINE_MAX_WORDS = 20
+# A sentence ends at ., ! or ? (and any closing quote or bracket) before a space and a capital or an opening quote.
+_SENTENCE_END = re.compile(r"[.!?][\"'’”)]*(?=\s+[\"'‘“(]?[A-Z0-9£$€])")
 
 
 def decode(data: bytes) -> str:
@@ -62,6 +64,12 @@ def headline(article: str) -> str | None:
     if not 1 <= len(first.split()) <= HEADLINE_MAX_WORDS or first[-1] in ".,;:":
         return None
     return first
+
+
+def first_sentence(text: str) -> str | None:
+    """The text's first sentence, when another begins after it (so the first one is finished)."""
+    end = _SENTENCE_END.search(text)
+    return text[: end.end()] if end else None
 
 
 def _is_odd(ch: str) -> bool:

@@ -43,6 +43,10 @@ class InvalidModelOutput(NewsReaderError):
         self.raw_output = raw_output
 
 
+class AnswerCutOff(InvalidModelOutput):
+    """The answer reached its completion budget (finish reason `length`); `raw_output` is what came before the cut."""
+
+
 def validation_message(error: ValidationError, whole: str, drop_value_error: bool = False) -> str:
     """A pydantic error as one line, `location: message; ...`, where `whole` names the validated value itself; with
     `drop_value_error`, without the "Value error, " that pydantic puts before a validator's own message."""

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, TypeVar
 
 import openai
+import pydantic_core
 from openai.types.chat import ChatCompletion, ChatCompletionTokenLogprob
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from news_reader.extraction.errors import (
+    AnswerCutOff,
     InvalidModelOutput,
     LLMRateLimited,
     LLMRequestFailed,
@@ -226,7 +228,7 @@ class LLMClient:
         choice = response.choices[0]
         if choice.finish_reason == "length":  # a repair round would be cut off too
             message = f"{usage.step}: the answer was cut off at {request.max_tokens} tokens"
-            raise InvalidModelOutput(message, choice.message.content or "")
+            raise AnswerCutOff(message, choice.message.content or "")
         tokens = (choice.logprobs.content or []) if choice.logprobs is not None else []
         return choice.message.content, tokens
 
@@ -343,6 +345,19 @@ def parse_output(text: str, output_type: type[T], context: dict | None = None) -
         body = body.split("\n", 1)[-1].rsplit("```", 1)[0]
     try:
         return output_type.model_validate_json(body, context=context)
+    except ValidationError as err:
+        raise ValueError(validation_message(err, "answer")) from err
+
+
+def parse_cut_off(text: str, output_type: type[T], *, unfinished_strings: bool = False) -> T:
+    """The part of an answer that was cut off that it finished (with `unfinished_strings`, also its last string as
+    far as it goes), validated against the model; ValueError when that part is not a valid answer."""
+    try:
+        value = pydantic_core.from_json(text.strip(), allow_partial="trailing-strings" if unfinished_strings else True)
+    except ValueError as err:
+        raise ValueError(f"answer: {err}") from err
+    try:
+        return output_type.model_validate(value)
     except ValidationError as err:
         raise ValueError(validation_message(err, "answer")) from err
 

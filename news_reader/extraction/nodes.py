@@ -10,17 +10,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel, ValidationError
 
-from news_reader.extraction.article import headline
+from news_reader.extraction.article import first_sentence, headline
 from news_reader.extraction.calibration import Calibration, decide
 from news_reader.extraction.calibration import load as load_calibration
 from news_reader.extraction.direction import direction_probabilities
-from news_reader.extraction.errors import InvalidModelOutput, NewsReaderError
-from news_reader.extraction.llm import LLMClient, about_business, parse_output
+from news_reader.extraction.errors import AnswerCutOff, InvalidModelOutput, NewsReaderError
+from news_reader.extraction.llm import LLMClient, about_business, parse_cut_off, parse_output
 from news_reader.extraction.salience import NOT_ABOUT, PASSING_MENTION, about_probability, select
 from news_reader.extraction.schemas import (
     ArticleExtraction,
     ArticleInfo,
     BusinessCategory,
+    BusinessesInvolved,
     BusinessInfo,
     BusinessSpecificInfo,
     GeneralInfo,
@@ -32,21 +33,52 @@ from news_reader.telemetry.trace_ids import current_trace_id
 
 
 def extract(client: LLMClient, step: str, prompt: str, article: str) -> dict:
-    """A step that needs nothing but its prompt (general_info, business_category): the answer's fields and `usage`."""
-    value, usage = STEPS[step].run(client, prompt, article)
-    return {**value.model_dump(), "usage": usage.model_dump(mode="json")}
+    """A step that needs nothing but its prompt (general_info, business_category): the answer's fields, `usage` and
+    `error`. A summary cut off at the step's budget (the small model can copy the article into it) is cut to its
+    first sentence, and `error` says so; any other failure is raised (the step has nothing to keep)."""
+    try:
+        value, usage = STEPS[step].run(client, prompt, article)
+    except AnswerCutOff as error:
+        value = _summary_before_cut(error) if step == "general_info" else None
+        if value is None:
+            raise
+        failure = StepError(step=step, kind=error.kind, message=f"{error}; the summary's first sentence is kept")
+        return {**value.model_dump(), "usage": _dump(error.usage), "error": failure.model_dump()}
+    return {**value.model_dump(), "usage": _dump(usage), "error": None}
+
+
+def _summary_before_cut(error: AnswerCutOff) -> GeneralInfo | None:
+    try:
+        value = parse_cut_off(error.raw_output, GeneralInfo, unfinished_strings=True)
+    except ValueError:
+        return None
+    sentence = first_sentence(value.summary)
+    return value.model_copy(update={"summary": sentence}) if sentence else None
 
 
 def businesses_involved(client: LLMClient, prompt: str, article: str) -> dict:
     """The businesses the article is about. A failure comes back as `error`: the title, summary and classification
-    already paid for must survive it."""
+    already paid for must survive it. A list cut off at its token budget (the small model can go on naming until
+    then) keeps the names completed before the cut, and its `error` says so."""
     try:
         involved, usage = STEPS["businesses_involved"].run(client, prompt, article)
     except NewsReaderError as error:
-        failure = StepError(step="businesses_involved", kind=error.kind, message=str(error))
+        names, message = _names_before_cut(error), str(error)
+        if names:
+            message += f"; the {len(names)} names before the cut are kept"
+        failure = StepError(step="businesses_involved", kind=error.kind, message=message)
         usage = getattr(error, "usage", None)
-        return {"businesses": [], "usage": _dump(usage), "error": failure.model_dump()}
+        return {"businesses": names, "usage": _dump(usage), "error": failure.model_dump()}
     return {"businesses": involved.businesses, "usage": _dump(usage), "error": None}
+
+
+def _names_before_cut(error: NewsReaderError) -> list[str]:
+    if not isinstance(error, AnswerCutOff):
+        return []
+    try:
+        return parse_cut_off(error.raw_output, BusinessesInvolved).businesses
+    except ValueError:
+        return []
 
 
 def business_analysis(
@@ -137,7 +169,7 @@ def assemble(
     found = businesses_involved or {"usage": None, "error": None}
     analysis = business_analysis or {"business_info": [], "usage": [], "errors": []}
     usage = [general_info["usage"], business_category["usage"], found["usage"], *analysis["usage"]]
-    errors = [found["error"], *analysis["errors"]]
+    errors = [general_info["error"], business_category["error"], found["error"], *analysis["errors"]]
     return _result(
         article,
         GeneralInfo.model_validate({k: general_info[k] for k in GeneralInfo.model_fields}),
