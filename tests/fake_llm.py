@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
@@ -168,3 +169,14 @@ def _response(reply: Reply, body: dict) -> Response:
         "usage": usage,
     }
     return Response(json.dumps(completion), status=200, mimetype="application/json")
+
+
+def category_tokens(p_true: float) -> list[dict]:
+    """`{"is_about_business": false}` as a server returns its tokens, `true` at `p_true` among the alternatives."""
+    def token(text: str, top: dict[str, float] | None = None) -> dict:
+        ranked = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in (top or {}).items()]
+        logprob = top[text] if top else -0.01
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode()), "top_logprobs": ranked}
+
+    alternatives = {" false": math.log(1 - p_true), " true": math.log(p_true)}
+    return [token('{"is'), token("_about"), token("_business"), token('":'), token(" false", alternatives), token("}")]

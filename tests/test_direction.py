@@ -7,10 +7,10 @@ import pytest
 from openai.types.chat import ChatCompletionTokenLogprob
 
 from news_reader.extraction.calibration import Calibration
-from news_reader.extraction.direction import direction_probabilities
+from news_reader.extraction.direction import direction_probabilities, value_probabilities
 from news_reader.extraction.pipeline import analyze
 from tests.conftest import ACME_ANSWER, ARTICLE, GLOBEX_ANSWER
-from tests.fake_llm import Reply
+from tests.fake_llm import Reply, category_tokens
 
 
 def answer_tokens(answer: dict, value_tokens: list[str], alternatives: dict[str, float], at: int = 0) -> list[dict]:
@@ -98,3 +98,20 @@ def test_the_shipped_calibration_was_fitted_on_dev():
 
     shipped = Calibration.model_validate_json(LLMSettings(model="m").direction_calibration.read_text())
     assert "data/eval/dev.jsonl" in shipped.fitted_on and shipped.temperature > 0
+
+
+@pytest.mark.parametrize(("p_true", "is_business", "steps"), [
+    (0.47, True, 7),  # the model answered false, but its probability of true reaches 0.45
+    (0.40, False, 2),
+])
+def test_the_classification_is_the_probability_of_true_against_its_threshold(
+        business_script, fake_settings, p_true, is_business, steps):
+    business_script.script("BusinessCategory", Reply(content='{"is_about_business": false}',
+                                                     logprobs=category_tokens(p_true)))
+    info = analyze(ARTICLE, fake_settings)
+    assert (info.is_about_business, len(info.usage)) == (is_business, steps)
+
+
+def test_the_probability_of_true_is_read_from_the_classification_answer():
+    assert value_probabilities(parsed(category_tokens(0.3)), "is_about_business", ("true", "false")) == pytest.approx(
+        {"true": 0.3, "false": 0.7})

@@ -18,7 +18,7 @@ def test_a_staged_flow_carries_its_additional_includes(tmp_path):
     dag = yaml.safe_load((staged / "flow.dag.yaml").read_text())
     assert "additional_includes" not in dag
     assert (staged / "news_reader" / "extraction" / "prompts" / "general_info.jinja2").is_file()
-    assert (staged / "prepare_article.py").is_file() and (staged / "extract_step.py").is_file()
+    assert (staged / "prepare_article.py").is_file() and (staged / "general_info.py").is_file()
     assert not list(staged.rglob("__pycache__")) and not (staged / ".promptflow").exists()
 
 

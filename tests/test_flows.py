@@ -15,7 +15,7 @@ from news_reader.cli import main
 from news_reader.evaluation.scoring import article_wall_ms
 from news_reader.extraction.pipeline import analyze
 from tests.conftest import ACME_ANSWER, ARTICLE, GENERAL_INFO_ANSWER, GLOBEX_ANSWER, REPO, SPORT_ARTICLE
-from tests.fake_llm import FakeLLM, answer, error, slow
+from tests.fake_llm import FakeLLM, Reply, answer, category_tokens, error, slow
 
 FLOW = REPO / "flows" / "news_reader"
 SINGLE_FLOW = REPO / "flows" / "news_reader_single"
@@ -71,6 +71,13 @@ def test_a_non_business_article_bypasses_the_business_nodes(pf, fake_llm):
     result = run_flow(pf, article=SPORT_ARTICLE)
     assert result["is_about_business"] is False and result["business_info"] == []
     assert sorted(fake_llm.keys_seen()) == ["BusinessCategory", "GeneralInfo"]
+
+
+def test_the_flow_decides_is_about_business_from_the_probability_and_its_setting(pf, business_script):
+    business_script.script("BusinessCategory", Reply(content='{"is_about_business": false}',
+                                                     logprobs=category_tokens(0.47)))
+    assert run_flow(pf)["is_about_business"] is True
+    assert run_flow(pf, env={"NEWS_READER_MIN_BUSINESS_PROBABILITY": "0.5"})["is_about_business"] is False
 
 
 def test_rate_limits_are_retried_inside_the_flow(pf, business_script):

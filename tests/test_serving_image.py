@@ -102,7 +102,7 @@ from pathlib import Path
 from deployment.serving.app import create_app
 create_app(Path("flows/news_reader"))
 sys.path[:0] = ["flows/news_reader", "flows/common"]
-import extract_step, business_analysis, businesses_involved, assemble, prepare_article
+import general_info, business_category, business_analysis, businesses_involved, assemble, prepare_article
 """
 
 

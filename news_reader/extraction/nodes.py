@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from news_reader.extraction.article import first_sentence, headline
 from news_reader.extraction.calibration import Calibration, decide
 from news_reader.extraction.calibration import load as load_calibration
-from news_reader.extraction.direction import direction_probabilities
+from news_reader.extraction.direction import direction_probabilities, value_probabilities
 from news_reader.extraction.errors import AnswerCutOff, InvalidModelOutput, NewsReaderError
 from news_reader.extraction.llm import LLMClient, about_business, parse_cut_off, parse_output
 from news_reader.extraction.salience import NOT_ABOUT, PASSING_MENTION, about_probability, select
@@ -32,19 +32,30 @@ from news_reader.extraction.steps import STEPS
 from news_reader.telemetry.trace_ids import current_trace_id
 
 
-def extract(client: LLMClient, step: str, prompt: str, article: str) -> dict:
-    """A step that needs nothing but its prompt (general_info, business_category): the answer's fields, `usage` and
-    `error`. A summary cut off at the step's budget (the small model can copy the article into it) is cut to its
-    first sentence, and `error` says so; any other failure is raised (the step has nothing to keep)."""
+def general_info(client: LLMClient, prompt: str, article: str) -> dict:
+    """The title and summary, `usage` and `error`. A summary cut off at the step's budget (the small model can copy
+    the article into it) is cut to its first sentence, and `error` says so; any other failure is raised (the step
+    has nothing to keep)."""
     try:
-        value, usage = STEPS[step].run(client, prompt, article)
+        value, usage = STEPS["general_info"].run(client, prompt, article)
     except AnswerCutOff as error:
-        value = _summary_before_cut(error) if step == "general_info" else None
+        value = _summary_before_cut(error)
         if value is None:
             raise
-        failure = StepError(step=step, kind=error.kind, message=f"{error}; the summary's first sentence is kept")
+        message = f"{error}; the summary's first sentence is kept"
+        failure = StepError(step="general_info", kind=error.kind, message=message)
         return {**value.model_dump(), "usage": _dump(error.usage), "error": failure.model_dump()}
     return {**value.model_dump(), "usage": _dump(usage), "error": None}
+
+
+def business_category(client: LLMClient, prompt: str, article: str, min_probability: float) -> dict:
+    """Whether the article is about business (its probability of `true`, read from the answer's log-probabilities,
+    reaches `min_probability`; without log-probabilities, the model's answer), `usage` and `error` (None)."""
+    step = STEPS["business_category"]
+    answer, usage, tokens = step.run_with_logprobs(client, prompt, article, client.settings.top_logprobs or None)
+    probabilities = value_probabilities(tokens, "is_about_business", ("true", "false"))
+    decided = answer.is_about_business if probabilities is None else probabilities["true"] >= min_probability
+    return {"is_about_business": decided, "usage": _dump(usage), "error": None}
 
 
 def _summary_before_cut(error: AnswerCutOff) -> GeneralInfo | None:

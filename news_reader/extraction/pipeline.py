@@ -33,9 +33,9 @@ def analyze(
     # One function per node of GRAPH, called with the arguments the node reads.
     functions = {
         "prepare_article": lambda article: prepare_article(article, limits.max_article_chars),
-        "general_info": lambda article: nodes.extract(client, "general_info", prompt("general_info", article), article),
-        "business_category": lambda article: nodes.extract(
-            client, "business_category", prompt("business_category", article), article),
+        "general_info": lambda article: nodes.general_info(client, prompt("general_info", article), article),
+        "business_category": lambda article: nodes.business_category(
+            client, prompt("business_category", article), article, limits.min_business_probability),
         "businesses_involved": lambda article: nodes.businesses_involved(
             client, prompt("businesses_involved", article), article),
         "business_analysis": lambda article, businesses: nodes.business_analysis(
