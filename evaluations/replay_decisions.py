@@ -59,6 +59,32 @@ def replay(output: dict, article: str, min_mentions: int, max_businesses: int,
     return replayed
 
 
+BUSINESS_STEPS = ("businesses_involved", "business_salience", "business_analysis")
+
+
+def classified(output: dict, probe: dict | None, min_business: float) -> dict | None:
+    """The flow output had the article been called about business when the probe's p_true reaches `min_business`:
+    an article no longer about business loses what the business steps found and spent; None for an article now
+    about business whose business steps never ran (run it again: --rerun)."""
+    if probe is None or probe.get("p_true") is None:
+        return output
+    business = probe["p_true"] >= min_business
+    if business == output["is_about_business"]:
+        return output
+    if business:
+        return None
+    return {**output, "is_about_business": False, "business_info": [],
+            "usage": [u for u in output.get("usage") or [] if u.get("step") not in BUSINESS_STEPS],
+            "errors": [e for e in output.get("errors") or [] if e.get("step") not in BUSINESS_STEPS]}
+
+
+def rerun_outputs(record_path: Path, outputs: Path, labels: list[dict]) -> dict[int, dict]:
+    """The flow outputs of a run over a subset of the dataset, keyed by their line in the dataset (by article id)."""
+    subset = read_jsonl(REPO / ExperimentRecord.load(record_path).dataset.path)
+    lines = {label["id"]: n for n, label in enumerate(labels)}
+    return {lines[subset[int(o["line_number"])]["id"]]: o for o in read_jsonl(outputs)}
+
+
 def _after(recorded: list[dict], probes: list[dict]) -> list[dict]:
     """The probes' usage moved onto the article's timeline, one after the other after its last recorded call: they
     were made later, and the article's calls take turns (a conservative wall time: in the flow each check comes
@@ -86,10 +112,19 @@ def _after(recorded: list[dict], probes: list[dict]) -> list[dict]:
 @click.option("--min-about", type=float, default=None,
               help="Keep a company only if the news is about it at least this probably; default: "
                    "NEWS_READER_MIN_ABOUT_PROBABILITY's. Needs --probes when above 0.")
+@click.option("--business-probes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The is-business question's answers for the dataset (evaluations/probe_business.py): each "
+                   "article is then about business when its p_true reaches --min-business.")
+@click.option("--min-business", type=float, default=None,
+              help="Default: NEWS_READER_MIN_BUSINESS_PROBABILITY's. Used with --business-probes.")
+@click.option("--rerun", nargs=2, default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="RECORD OUTPUTS of a run of today's default flow over some of the dataset's articles (a subset "
+                   "file, matched by article id): they replace the recorded lines as they are.")
 @click.option("--out", default=REPO / ".state" / "experiments", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 def main(record_path: Path, outputs: Path, name: str, min_mentions: int | None, max_businesses: int | None,
-         uncalibrated: bool, probes: Path | None, min_about: float | None, out: Path) -> None:
+         uncalibrated: bool, probes: Path | None, min_about: float | None, business_probes: Path | None,
+         min_business: float | None, rerun: tuple[Path, Path] | None, out: Path) -> None:
     """Replay the flow outputs OUTPUTS of the run that RECORD_PATH records, and write the new record to --out."""
     record = ExperimentRecord.load(record_path)
     limits = PipelineSettings()
@@ -102,21 +137,35 @@ def main(record_path: Path, outputs: Path, name: str, min_mentions: int | None, 
     for probe in read_jsonl(probes) if min_about > 0 else []:
         asked.setdefault(int(probe["line_number"]), {})[probe["business"]] = probe
     calibration = None if uncalibrated else load_calibration(LLMSettings(model="replay").direction_calibration)
+    min_business = limits.min_business_probability if min_business is None else min_business
+    classify = {int(p["line_number"]): p for p in read_jsonl(business_probes)} if business_probes else {}
     labels = read_jsonl(REPO / record.dataset.path)
     by_line = {int(o["line_number"]): o for o in read_jsonl(outputs)}
-    scored, unscored = {}, {}
+    again = rerun_outputs(*rerun, labels) if rerun else {}
+    scored, unscored, not_replayable = {}, {}, []
     for n, label in enumerate(labels):
-        if n in by_line:
-            output = replay(by_line[n], label["article"], min_mentions, max_businesses, calibration,
-                            asked.get(n, {}), min_about)
+        if n in again:
+            scored[n] = score_line({k: v for k, v in again[n].items() if k != "line_number"}, label, label["article"])
+        elif n in by_line:
+            output = classified(by_line[n], classify.get(n), min_business)
+            if output is None:
+                not_replayable.append(n)
+                continue
+            output = replay(output, label["article"], min_mentions, max_businesses, calibration, asked.get(n, {}),
+                            min_about)
             scored[n] = score_line(output, label, label["article"])
         else:
             unscored[n] = empty_answer(label, label["article"])
+    if not_replayable:
+        raise click.ClickException(f"lines {', '.join(map(str, not_replayable))} are about business now but were "
+                                   "not when recorded: run them again with today's flow and pass --rerun")
     lines = [line_result(n, scored[n]) if n in scored else line_result(n, unscored[n], scored=False)
              for n in range(len(labels))]
     metrics = run_metrics(list(scored.values()), list(unscored.values()), [])
     rule = (f"replayed: min_mentions {min_mentions}, max_businesses {max_businesses}, min_about {min_about}, "
-            f"{'uncalibrated' if calibration is None else 'calibrated'}")
+            f"{'uncalibrated' if calibration is None else 'calibrated'}"
+            + (f", min_business {min_business}" if business_probes else "")
+            + (f", {len(again)} lines from {rerun[0].name}" if rerun else ""))
     prompts = dict(record.prompt_sha256)
     if min_about > 0:  # the salience question's prompt, as it is now
         salience = PROMPTS_DIR / template_file("business_salience")

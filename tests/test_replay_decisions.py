@@ -2,7 +2,7 @@
 
 import pytest
 
-from evaluations.replay_decisions import replay
+from evaluations.replay_decisions import classified, replay
 from news_reader.extraction.calibration import Calibration
 
 ARTICLE = "Acme wins contract\n\nAcme Corp beat Globex to a deal.\n\nLater, Initech was named once."
@@ -63,3 +63,22 @@ def test_without_the_question_nothing_is_asked():
                       probes={"Initech": probe("Initech", 0.1)}, min_about=0.0)
     assert len(replayed["business_info"]) == 3
     assert not [u for u in replayed["usage"] if u["step"] == "business_salience"]
+
+
+def test_an_article_the_probe_calls_non_business_loses_what_the_business_steps_found_and_spent():
+    recorded = {**OUTPUT, "is_about_business": True,
+                "usage": [*OUTPUT["usage"], {"step": "businesses_involved", "business": None}],
+                "errors": [{"step": "business_analysis", "business": "Initech", "kind": "passing_mention"},
+                           {"step": "general_info", "business": None, "kind": "invalid_model_output"}]}
+    business = {"line_number": 0, "p_true": 0.3}
+    assert classified(recorded, business, min_business=0.25) is recorded
+    assert classified(recorded, {**business, "p_true": None}, min_business=0.45) is recorded
+    now = classified(recorded, business, min_business=0.45)
+    assert (now["is_about_business"], now["business_info"]) == (False, [])
+    assert [u["step"] for u in now["usage"]] == ["general_info"]
+    assert [e["step"] for e in now["errors"]] == ["general_info"]
+
+
+def test_an_article_the_probe_calls_business_that_was_recorded_non_business_cannot_be_replayed():
+    recorded = {**OUTPUT, "is_about_business": False, "business_info": []}
+    assert classified(recorded, {"line_number": 0, "p_true": 0.5}, min_business=0.45) is None
