@@ -7,9 +7,13 @@ NEWS_READER_MIN_MENTIONS=0); each kept company's analysis, tokens and latency ar
     python evaluations/replay_decisions.py RECORD.json OUTPUTS.jsonl --name dev-old --min-mentions 0 --uncalibrated
     python evaluations/replay_decisions.py RECORD.json OUTPUTS.jsonl --name dev-about --probes PROBES.jsonl \
         --min-about 0.6                                  # the salience question (evaluations/probe_salience.py)
+    python evaluations/replay_decisions.py RECORD.json OUTPUTS.jsonl --name dev-business --probes PROBES.jsonl \
+        --business-probes BUSINESS.jsonl --rerun RERUN.json RERUN.outputs.jsonl  # evaluations/probe_business.py
 
 This is how a decision rule is compared with the one before it without running the model twice: both replays of
-one run see the same answers, so their paired bootstrap interval shows the rule's effect alone.
+one run see the same answers, so their paired bootstrap interval shows the rule's effect alone. An article that a
+new rule makes about business, and whose business steps therefore never ran, must be run again (`--rerun`: a run
+of today's flow over those articles, in a subset file of the dataset's lines).
 """
 
 from __future__ import annotations
@@ -117,14 +121,15 @@ def _after(recorded: list[dict], probes: list[dict]) -> list[dict]:
                    "article is then about business when its p_true reaches --min-business.")
 @click.option("--min-business", type=float, default=None,
               help="Default: NEWS_READER_MIN_BUSINESS_PROBABILITY's. Used with --business-probes.")
-@click.option("--rerun", nargs=2, default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--rerun", nargs=2, multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="RECORD OUTPUTS of a run of today's default flow over some of the dataset's articles (a subset "
-                   "file, matched by article id): they replace the recorded lines as they are.")
+                   "file, matched by article id): they replace the recorded lines as they are. Repeatable; a later "
+                   "run's line replaces an earlier one's.")
 @click.option("--out", default=REPO / ".state" / "experiments", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 def main(record_path: Path, outputs: Path, name: str, min_mentions: int | None, max_businesses: int | None,
          uncalibrated: bool, probes: Path | None, min_about: float | None, business_probes: Path | None,
-         min_business: float | None, rerun: tuple[Path, Path] | None, out: Path) -> None:
+         min_business: float | None, rerun: tuple[tuple[Path, Path], ...], out: Path) -> None:
     """Replay the flow outputs OUTPUTS of the run that RECORD_PATH records, and write the new record to --out."""
     record = ExperimentRecord.load(record_path)
     limits = PipelineSettings()
@@ -141,7 +146,7 @@ def main(record_path: Path, outputs: Path, name: str, min_mentions: int | None, 
     classify = {int(p["line_number"]): p for p in read_jsonl(business_probes)} if business_probes else {}
     labels = read_jsonl(REPO / record.dataset.path)
     by_line = {int(o["line_number"]): o for o in read_jsonl(outputs)}
-    again = rerun_outputs(*rerun, labels) if rerun else {}
+    again = {n: output for run in rerun for n, output in rerun_outputs(*run, labels).items()}
     scored, unscored, not_replayable = {}, {}, []
     for n, label in enumerate(labels):
         if n in again:
@@ -165,7 +170,7 @@ def main(record_path: Path, outputs: Path, name: str, min_mentions: int | None, 
     rule = (f"replayed: min_mentions {min_mentions}, max_businesses {max_businesses}, min_about {min_about}, "
             f"{'uncalibrated' if calibration is None else 'calibrated'}"
             + (f", min_business {min_business}" if business_probes else "")
-            + (f", {len(again)} lines from {rerun[0].name}" if rerun else ""))
+            + (f", {len(again)} lines run again ({', '.join(r.name for r, _ in rerun)})" if rerun else ""))
     prompts = dict(record.prompt_sha256)
     if min_about > 0:  # the salience question's prompt, as it is now
         salience = PROMPTS_DIR / template_file("business_salience")

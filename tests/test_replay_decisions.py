@@ -82,3 +82,16 @@ def test_an_article_the_probe_calls_non_business_loses_what_the_business_steps_f
 def test_an_article_the_probe_calls_business_that_was_recorded_non_business_cannot_be_replayed():
     recorded = {**OUTPUT, "is_about_business": False, "business_info": []}
     assert classified(recorded, {"line_number": 0, "p_true": 0.5}, min_business=0.45) is None
+
+
+def test_lines_run_again_are_matched_to_the_dataset_by_article_id():
+    from evaluations.replay_decisions import REPO, rerun_outputs
+    from news_reader.evaluation.records import read_jsonl
+
+    results = REPO / "evaluations" / "results" / "trust"
+    run = results / "dev-rerun_default_20261204_190929"
+    labels = read_jsonl(REPO / "data" / "eval" / "dev.jsonl")
+    again = rerun_outputs(run.with_suffix(".json"), run.with_suffix(".outputs.jsonl"), labels)
+    # 11 articles were run again; lines 37 and 42 timed out (and were run again alone, dev-rerun-timed-out_*)
+    assert sorted(again) == [9, 14, 17, 43, 46, 49, 80, 82, 105]
+    assert all(labels[n]["article"].startswith(output["title"]) for n, output in again.items())
