@@ -57,7 +57,7 @@ def run(*args: str):
 def test_all_configurations_are_the_default_each_variant_and_the_baseline():
     assert configurations("all") == [
         "default", "general_info=variant_1", "business_category=variant_1", "businesses_involved=variant_1",
-        "business_analysis=variant_1", "single_prompt",
+        "business_analysis=variant_1", "business_analysis=variant_2", "single_prompt",
     ]
 
 
