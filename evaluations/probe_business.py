@@ -15,9 +15,9 @@ import click
 
 from news_reader.evaluation.records import read_jsonl
 from news_reader.extraction.article import prepare_article
-from news_reader.extraction.direction import value_probabilities
 from news_reader.extraction.errors import NewsReaderError
 from news_reader.extraction.llm import get_client
+from news_reader.extraction.nodes import business_probability
 from news_reader.extraction.steps import STEPS
 from news_reader.settings import LLMSettings, PipelineSettings
 
@@ -36,13 +36,10 @@ def main(dataset: Path, out: Path, workers: int) -> None:
         row = {"line_number": n, "id": labels[n]["id"], "label": labels[n]["is_about_business"]}
         try:
             article = prepare_article(labels[n]["article"], limits.max_article_chars)
-            answer, usage, tokens = step.run_with_logprobs(client, step.render(article), article,
-                                                           client.settings.top_logprobs or None)
+            answer, p_true, usage = business_probability(client, step.render(article), article)
         except NewsReaderError as error:
             return {**row, "answer": None, "p_true": None, "error": error.kind}
-        probabilities = value_probabilities(tokens, "is_about_business", ("true", "false"))
-        return {**row, "answer": answer.is_about_business, "p_true": probabilities and probabilities["true"],
-                "usage": usage.model_dump(mode="json")}
+        return {**row, "answer": answer.is_about_business, "p_true": p_true, "usage": usage.model_dump(mode="json")}
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=workers) as pool, out.open("w", encoding="utf-8") as sink:

@@ -49,13 +49,21 @@ def general_info(client: LLMClient, prompt: str, article: str) -> dict:
 
 
 def business_category(client: LLMClient, prompt: str, article: str, min_probability: float) -> dict:
-    """Whether the article is about business (its probability of `true`, read from the answer's log-probabilities,
-    reaches `min_probability`; without log-probabilities, the model's answer), `usage` and `error` (None)."""
+    """Whether the article is about business (its probability of `true` reaches `min_probability`; without
+    log-probabilities, the model's answer) and `usage`."""
+    answer, p_true, usage = business_probability(client, prompt, article)
+    decided = answer.is_about_business if p_true is None else p_true >= min_probability
+    return {"is_about_business": decided, "usage": _dump(usage)}
+
+
+def business_probability(client: LLMClient, prompt: str, article: str) -> tuple[BusinessCategory, float | None,
+                                                                                StepUsage]:
+    """The business_category step's answer, its probability of `true` read from the answer's log-probabilities
+    (None where the server returns none), and its usage."""
     step = STEPS["business_category"]
     answer, usage, tokens = step.run_with_logprobs(client, prompt, article, client.settings.top_logprobs or None)
     probabilities = value_probabilities(tokens, "is_about_business", ("true", "false"))
-    decided = answer.is_about_business if probabilities is None else probabilities["true"] >= min_probability
-    return {"is_about_business": decided, "usage": _dump(usage), "error": None}
+    return answer, (probabilities["true"] if probabilities else None), usage
 
 
 def _summary_before_cut(error: AnswerCutOff) -> GeneralInfo | None:
@@ -180,7 +188,7 @@ def assemble(
     found = businesses_involved or {"usage": None, "error": None}
     analysis = business_analysis or {"business_info": [], "usage": [], "errors": []}
     usage = [general_info["usage"], business_category["usage"], found["usage"], *analysis["usage"]]
-    errors = [general_info["error"], business_category["error"], found["error"], *analysis["errors"]]
+    errors = [general_info["error"], found["error"], *analysis["errors"]]
     return _result(
         article,
         GeneralInfo.model_validate({k: general_info[k] for k in GeneralInfo.model_fields}),
