@@ -3,7 +3,13 @@
 import pytest
 from pydantic import ValidationError
 
-from news_reader.extraction.schemas import ArticleExtraction, BusinessesInvolved, BusinessSpecificInfo, GeneralInfo
+from news_reader.extraction.schemas import (
+    MAX_LISTED_BUSINESSES,
+    ArticleExtraction,
+    BusinessesInvolved,
+    BusinessSpecificInfo,
+    GeneralInfo,
+)
 from news_reader.extraction.steps import STEPS
 from tests.conftest import ACME_QUOTE, ARTICLE
 
@@ -35,6 +41,14 @@ def test_stock_price_change_takes_only_the_three_directions():
 def test_business_names_are_deduplicated_case_insensitively_in_order():
     names = BusinessesInvolved(businesses=["Acme", " acme ", "Globex", ""]).businesses
     assert names == ["Acme", "Globex"]
+
+
+def test_the_business_list_is_bounded_in_the_schema_the_model_gets_and_when_validated():
+    """A model held to the schema stops listing (the grammar allows no more items); one that is not is cut."""
+    assert BusinessesInvolved.model_json_schema()["properties"]["businesses"]["maxItems"] == MAX_LISTED_BUSINESSES
+    repeated = [f"Unit {n % 3}" for n in range(40)] + [f"Company {n}" for n in range(20)]
+    assert BusinessesInvolved(businesses=repeated).businesses == (
+        ["Unit 0", "Unit 1", "Unit 2"] + [f"Company {n}" for n in range(MAX_LISTED_BUSINESSES - 3)])
 
 
 def test_a_quote_is_checked_against_the_article_in_the_validation_context():

@@ -11,6 +11,8 @@ from news_reader.extraction.grounding import ground_quote
 
 StockPriceChange = Literal["increase", "decrease", "none"]
 QUOTE_MIN_WORDS, QUOTE_MAX_WORDS = 8, 25
+# A list the model is held to: without it, the 1.5B model can repeat names until max_tokens runs out.
+MAX_LISTED_BUSINESSES = 10
 
 
 class StrictSchema(BaseModel):
@@ -46,7 +48,8 @@ class BusinessCategory(StrictSchema):
 class BusinessesInvolved(StrictSchema):
     businesses: list[str] = Field(
         description="Names of the companies the news is substantively about, as written in the article. "
-        "Not people, governments, regulators, countries or companies mentioned only in passing. Empty if none."
+        "Not people, governments, regulators, countries or companies mentioned only in passing. Empty if none.",
+        json_schema_extra={"maxItems": MAX_LISTED_BUSINESSES},
     )
 
     @field_validator("businesses", mode="after")
@@ -56,7 +59,7 @@ class BusinessesInvolved(StrictSchema):
         for name in (" ".join(n.split()) for n in names):  # names, unlike quotes, may be tidied
             if name and name.casefold() not in seen:
                 seen[name.casefold()] = name
-        return list(seen.values())
+        return list(seen.values())[:MAX_LISTED_BUSINESSES]  # a server that ignores maxItems
 
 
 class BusinessSalience(StrictSchema):
