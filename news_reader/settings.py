@@ -131,7 +131,7 @@ class PipelineSettings(BaseSettings):
 
     # Longer articles are refused.
     max_article_chars: int = 20_000
-    # Businesses analysed per article; the rest are reported as errors.
+    # Businesses analysed per article; the rest are reported as errors (at most schemas.MAX_LISTED_BUSINESSES listed).
     max_businesses: int = 5
     # A listed company is analysed only if it is named in the headline or first paragraph, or at least this often
     # (0: every listed company); the rest are reported as skipped (news_reader/extraction/salience.py).
